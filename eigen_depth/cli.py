@@ -52,6 +52,24 @@ def _upgrade(parser):
     return run
 
 
+@command("time", "average forward and forward-backward time per layer and in total (like caffe time)")
+def _time(parser):
+    parser.add_argument("--model", required=True, help="deploy .prototxt")
+    parser.add_argument("--weights", help=".caffemodel (random inputs either way; weights only change values)")
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--batch", type=int, help="batch size (default: the prototxt's)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--forward-only", action="store_true", help="skip the backward timings")
+
+    def run(args):
+        from .compat import resolve_device
+        from .timing import time_model
+        print(time_model(args.model, args.weights, args.iterations, args.batch, resolve_device(args.device),
+                         backward=not args.forward_only))
+        return 0
+    return run
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="eigen-depth", description="Run, evaluate, train and export Caffe depth networks on PyTorch.")

@@ -1,0 +1,417 @@
+"""CaffeNet: a NetParameter and a phase turned into a torch module that runs the layer graph by blob name.
+
+The net owns the graph and nothing about layers' internals: which layers the phase/level/stages include,
+blob shapes (each layer's setup computes its tops from its bottoms), in-place tops (a top that reuses a
+bottom's name replaces that blob, as in Caffe), blobs read by several layers (Caffe's implicit splits:
+here the tensor is simply reused and autograd sums the gradients), loss weights, which layers need
+gradients (lr_mult, propagate_down, force_backward: the rest runs under no_grad), weight sharing by
+ParamSpec name, and weight loading/saving by layer name.
+"""
+import os
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+
+from .caffe import array_to_blob, blob_to_array, read_caffemodel, read_net, schema
+from .caffe.schema import TEST, TRAIN
+from .errors import CaffemodelError, LayerError, ShapeError
+from .layers import layer_class
+
+PHASE_NAMES = {TRAIN: "TRAIN", TEST: "TEST"}
+
+
+def parse_phase(phase):
+    """TRAIN/TEST from 0/1, "train"/"test" or the constants."""
+    if isinstance(phase, str):
+        try:
+            return {"TRAIN": TRAIN, "TEST": TEST}[phase.upper()]
+        except KeyError:
+            raise ValueError(f"phase must be TRAIN or TEST, not {phase!r}") from None
+    if phase not in (TRAIN, TEST):
+        raise ValueError(f"phase must be TRAIN (0) or TEST (1), not {phase!r}")
+    return int(phase)
+
+
+def state_meets_rule(phase, level, stages, rule):
+    """Caffe's StateMeetsRule."""
+    if rule.HasField("phase") and rule.phase != phase:
+        return False
+    if rule.HasField("min_level") and level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and level > rule.max_level:
+        return False
+    return all(s in stages for s in rule.stage) and not any(s in stages for s in rule.not_stage)
+
+
+def layer_included(layer, phase, level, stages):
+    """Caffe's FilterNet rule for one layer: include rules (any met) or exclude rules (none met)."""
+    if len(layer.include) and len(layer.exclude):
+        raise LayerError(f"layer '{layer.name}': specify include or exclude rules, not both")
+    if len(layer.include):
+        return any(state_meets_rule(phase, level, stages, rule) for rule in layer.include)
+    return not any(state_meets_rule(phase, level, stages, rule) for rule in layer.exclude)
+
+
+class ParamInfo:
+    """One learnable blob: where it lives and its multipliers (what the solver needs)."""
+
+    __slots__ = ("layer", "index", "parameter", "lr_mult", "decay_mult", "owner")
+
+    def __init__(self, layer, index, parameter, lr_mult, decay_mult, owner=None):
+        self.layer, self.index, self.parameter = layer, index, parameter
+        self.lr_mult, self.decay_mult = lr_mult, decay_mult
+        self.owner = owner  # (layer, index) of the blob this one shares, or None
+
+    def __repr__(self):
+        return f"ParamInfo({self.layer}[{self.index}] {tuple(self.parameter.shape)} lr_mult={self.lr_mult} " \
+               f"decay_mult={self.decay_mult})"
+
+
+class CopyReport:
+    """What copy_from did: layers whose blobs were copied, target layers left at their fillers, and
+    source layers the net does not have."""
+
+    def __init__(self, copied, missing, ignored):
+        self.copied, self.missing, self.ignored = copied, missing, ignored
+
+    def __repr__(self):
+        return (f"CopyReport(copied={len(self.copied)} layers, missing={self.missing}, "
+                f"ignored={self.ignored})")
+
+
+class CaffeNet(nn.Module):
+    """A Caffe network on torch.
+
+    net_param: a NetParameter or a path to a prototxt/caffemodel. phase: TRAIN or TEST.
+    input_shapes: {input blob: shape} overriding the Input layers' shapes (e.g. another batch size).
+    data_shapes: {top: shape} for source layers whose shapes come from data (Data, HDF5Data).
+    The net starts from the prototxt's fillers (seeded by `seed`); load weights with copy_from.
+    """
+
+    def __init__(self, net_param, phase=TEST, level=0, stages=(), input_shapes=None, seed=None,
+                 bilinear="2016", source=None):
+        super().__init__()
+        if not isinstance(net_param, schema.NetParameter):
+            source = os.fspath(net_param)
+            net_param = read_net(source)
+        self.source = source or "<net>"
+        self.net_param = net_param
+        self.phase = parse_phase(phase)
+        state = net_param.state
+        self.level = level or state.level
+        self.stages = tuple(stages) or tuple(state.stage)
+        self.bilinear = bilinear
+        self.layer_params = [layer for layer in net_param.layer
+                             if layer_included(layer, self.phase, self.level, self.stages)]
+        self.layers = nn.ModuleList()
+        self.register_buffer("_probe", torch.zeros(0), persistent=False)  # follows .to(device/dtype)
+        self.input_names = []
+        self._build(dict(input_shapes or {}))
+        self._share_and_freeze()
+        self._plan_gradients()
+        generator = torch.Generator().manual_seed(seed if seed is not None else 0x5EED)
+        for layer in self.layers:
+            layer.fill(generator)
+        self._tie_shared_blobs()
+
+    # Building ---------------------------------------------------------------------------------
+    def _build(self, input_shapes):
+        shapes = OrderedDict()
+        consumed = set()
+        self.layer_bottoms, self.layer_tops = [], []
+        for param in self.layer_params:
+            name = param.name
+            bottoms = list(param.bottom)
+            for bottom in bottoms:
+                if bottom not in shapes:
+                    raise LayerError(f"{self.source}: layer '{name}' ({param.type}) needs bottom blob "
+                                     f"'{bottom}', which no earlier layer produces"
+                                     f"{self._phase_hint()}")
+            cls = layer_class(param.type, name)
+            if param.type == "Input":
+                param = self._input_param(param, input_shapes)
+            layer = cls(param, [shapes[b] for b in bottoms], self.phase)
+            tops = list(param.top)
+            if len(tops) != len(layer.top_shapes):
+                raise LayerError(f"{self.source}: layer '{name}' ({param.type}) declares {len(tops)} tops "
+                                 f"but produces {len(layer.top_shapes)}")
+            if param.type == "Input":
+                self.input_names.extend(tops)
+            for top, shape in zip(tops, layer.top_shapes):
+                shapes[top] = shape
+            consumed.update(b for b in bottoms if b not in tops)
+            self.layers.append(layer)
+            self.layer_bottoms.append(bottoms)
+            self.layer_tops.append(tops)
+        self.blob_shapes = shapes
+        self.output_names = [b for b in shapes if b not in consumed]
+        self.loss_weights = [self._loss_weights(layer) for layer in self.layers]
+
+    def _phase_hint(self):
+        return (f" in the {PHASE_NAMES[self.phase]} phase (is it produced by a layer excluded from this phase?)"
+                if any(len(layer.include) or len(layer.exclude) for layer in self.net_param.layer) else "")
+
+    @staticmethod
+    def _input_param(param, input_shapes):
+        if not any(top in input_shapes for top in param.top):
+            return param
+        copy = schema.LayerParameter()
+        copy.CopyFrom(param)
+        copy.input_param.ClearField("shape")
+        original = list(param.input_param.shape)
+        for index, top in enumerate(param.top):
+            if top in input_shapes:
+                dims = list(input_shapes[top])
+            else:
+                dims = list((original[index] if len(original) > 1 else original[0]).dim)
+            copy.input_param.shape.add(dim=[int(d) for d in dims])
+        return copy
+
+    def _loss_weights(self, layer):
+        weights = list(layer.param.loss_weight)
+        if not weights and layer.IS_LOSS:
+            weights = [1.0]
+        if len(weights) > len(layer.top_shapes):
+            raise LayerError(f"{self.source}: layer '{layer.name}' has {len(weights)} loss_weight values "
+                             f"but {len(layer.top_shapes)} tops")
+        return weights + [0.0] * (len(layer.top_shapes) - len(weights))
+
+    def _share_and_freeze(self):
+        """Builds the ParamInfo list: lr/decay multipliers per blob, shared blobs by ParamSpec name."""
+        self.param_infos = []
+        owners = {}
+        for layer in self.layers:
+            specs = list(layer.param.param)
+            if len(specs) > len(layer.blobs):
+                raise LayerError(f"{self.source}: layer '{layer.name}' has {len(specs)} param specs but "
+                                 f"{len(layer.blobs)} blobs")
+            for index, blob in enumerate(layer.blobs):
+                spec = specs[index] if index < len(specs) else schema.ParamSpec()
+                owner = None
+                if spec.name:
+                    if spec.name in owners:
+                        owner = owners[spec.name]
+                        owner_blob = self.layer_by_name(owner[0]).blobs[owner[1]]
+                        if owner_blob.shape != blob.shape:  # PERMISSIVE reshaping is not supported
+                            raise ShapeError(f"{self.source}: layer '{layer.name}' shares param '{spec.name}' "
+                                             f"of shape {tuple(owner_blob.shape)} but needs {tuple(blob.shape)}")
+                    else:
+                        owners[spec.name] = (layer.name, index)
+                info = ParamInfo(layer.name, index, blob, float(spec.lr_mult), float(spec.decay_mult), owner)
+                self.param_infos.append(info)
+                blob.requires_grad_(spec.lr_mult != 0)
+
+    def _tie_shared_blobs(self):
+        for info in self.param_infos:
+            if info.owner is not None:
+                owner = self.layer_by_name(info.owner[0]).blobs[info.owner[1]]
+                self.layer_by_name(info.layer).blobs[info.index] = owner
+                info.parameter = owner
+
+    def _plan_gradients(self):
+        """Which layers need autograd: a learnable blob, or a bottom that carries a gradient
+        (Caffe's need_backward), honouring propagate_down and force_backward."""
+        carries = set()
+        force = self.net_param.force_backward
+        self.layer_needs_grad, self.layer_detach = [], []
+        for layer, bottoms, tops in zip(self.layers, self.layer_bottoms, self.layer_tops):
+            propagate = list(layer.param.propagate_down)
+            if propagate and len(propagate) != len(bottoms):
+                raise LayerError(f"{self.source}: layer '{layer.name}' has {len(propagate)} propagate_down "
+                                 f"values for {len(bottoms)} bottoms")
+            detach = [bool(propagate) and not propagate[i] for i in range(len(bottoms))]
+            from_bottoms = any(b in carries and not d for b, d in zip(bottoms, detach))
+            learnable = any(p.requires_grad for p in layer.blobs)
+            needs = from_bottoms or learnable or (force and layer.type_name != "Input")
+            self.layer_needs_grad.append(needs)
+            self.layer_detach.append(detach)
+            for top in tops:
+                (carries.add if needs else carries.discard)(top)
+
+    # Running ---------------------------------------------------------------------------------
+    def layer_by_name(self, name):
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer named '{name}' in {self.source}")
+
+    @property
+    def layer_names(self):
+        return [layer.name for layer in self.layers]
+
+    def forward(self, inputs=None, keep_blobs=False, start=None, end=None, **named_inputs):
+        """Runs the net. inputs: {blob: tensor or array}, the input blobs (and, with start, any blob the
+        layers from `start` read). start/end: names of the first and last layer to run (default: all).
+        Returns {blob: tensor} with the net's outputs (every blob when keep_blobs=True) and, in nets with
+        loss layers, 'loss' (unless a blob has that name): the weighted sum of the losses."""
+        feed = dict(inputs or {}, **named_inputs)
+        names = self.layer_names
+        first = names.index(start) if start is not None else 0
+        last = names.index(end) if end is not None else len(names) - 1
+        values = self._feed(feed, check_inputs=start is None)
+        total_loss = None
+        grad_enabled = torch.is_grad_enabled()
+        for index in range(first, last + 1):
+            layer, bottoms, tops = self.layers[index], self.layer_bottoms[index], self.layer_tops[index]
+            if layer.type_name == "Input" or (not bottoms and tops and all(t in feed for t in tops)):
+                continue  # inputs, and source layers (Data, DummyData) whose tops were fed directly
+            missing = [b for b in bottoms if b not in values]
+            if missing:
+                raise ShapeError(f"{self.source}: layer '{layer.name}' needs blob(s) {', '.join(missing)}: "
+                                 f"feed them when starting at '{start}'")
+            detach = self.layer_detach[index]
+            args = [values[b].detach() if d else values[b] for b, d in zip(bottoms, detach)]
+            with torch.set_grad_enabled(grad_enabled and self.layer_needs_grad[index]):
+                outputs = layer(*args)
+            for top, output in zip(tops, outputs):
+                values[top] = output
+            for output, weight in zip(outputs, self.loss_weights[index]):
+                if weight:
+                    term = weight * output.sum()
+                    total_loss = term if total_loss is None else total_loss + term
+        if keep_blobs:
+            result = values
+        else:
+            outputs = self.output_names if end is None else self.layer_tops[last]
+            result = OrderedDict((name, values[name]) for name in outputs)
+        if total_loss is not None and "loss" not in result:
+            result["loss"] = total_loss
+        return result
+
+    def _feed(self, feed, check_inputs):
+        values = {}
+        if check_inputs:
+            for name in self.input_names:
+                if name not in feed:
+                    raise ShapeError(f"{self.source}: input '{name}' was not given "
+                                     f"(inputs: {', '.join(self.input_names)})")
+        for name, value in feed.items():
+            if name not in self.blob_shapes:
+                raise ShapeError(f"{self.source}: the net has no blob '{name}' to feed "
+                                 f"(inputs: {', '.join(self.input_names)})")
+            tensor = torch.as_tensor(value)
+            if tensor.dtype != self.dtype:
+                tensor = tensor.to(self.dtype)
+            values[name] = tensor.to(self.device, non_blocking=True)
+            self._check_input(name, values[name])
+        return values
+
+    def _check_input(self, name, tensor):
+        expected = self.blob_shapes[name]
+        if tuple(tensor.shape[1:]) != tuple(expected[1:]):
+            raise ShapeError(f"{self.source}: input '{name}' has shape {tuple(tensor.shape)} but the net was "
+                             f"built for {tuple(expected)} (any batch size works; other sizes need "
+                             f"reshape({{'{name}': shape}}))")
+
+    def reshape(self, input_shapes):
+        """Rebuilds the layers for new input shapes, keeping the current blobs."""
+        state = {key: value for key, value in self.state_dict().items()}
+        rebuilt = CaffeNet(self.net_param, self.phase, self.level, self.stages, input_shapes,
+                           bilinear=self.bilinear, source=self.source)
+        rebuilt.load_state_dict(state)
+        for name in ("layers", "blob_shapes", "output_names", "input_names", "layer_bottoms", "layer_tops",
+                     "loss_weights", "param_infos", "layer_needs_grad", "layer_detach"):
+            setattr(self, name, getattr(rebuilt, name))
+        self.to(self.device)
+
+    @property
+    def device(self):
+        return self._probe.device
+
+    @property
+    def dtype(self):
+        return self._probe.dtype
+
+    # Weights ----------------------------------------------------------------------------------
+    def copy_from(self, weights, strict=False):
+        """Copies blobs by layer name from a caffemodel path, a NetParameter or {layer: [arrays]}.
+
+        Shapes must match exactly, or as Caffe's legacy 4-D shapes (1x1xOUTxIN for an InnerProduct
+        weight); the blob count must match. Returns a CopyReport. strict=True makes layers of the net
+        that the source lacks an error. From a file on the CPU, the parameters become views of the
+        file's memory map: no copy is made.
+        """
+        where = weights if isinstance(weights, (str, os.PathLike)) else "<weights>"
+        source = self._weight_arrays(weights, where)
+        copied, ignored = [], []
+        by_name = {layer.name: layer for layer in self.layers}
+        for name, arrays in source.items():
+            layer = by_name.get(name)
+            if layer is None:
+                ignored.append(name)
+                continue
+            if len(arrays) != len(layer.blobs):
+                raise ShapeError(f"{where}: layer '{name}' has {len(arrays)} blobs but the net's "
+                                 f"{layer.type_name} layer '{name}' has {len(layer.blobs)}: is this caffemodel for "
+                                 f"another network?")
+            for index, (array, blob) in enumerate(zip(arrays, layer.blobs)):
+                array = self._fit_shape(array, tuple(blob.shape), f"{where}: layer '{name}' blob {index}")
+                self._assign(blob, array)
+            copied.append(name)
+        missing = [layer.name for layer in self.layers if len(layer.blobs) and layer.name not in source]
+        if strict and missing:
+            raise CaffemodelError(f"{where}: has no weights for layers {', '.join(missing)}")
+        return CopyReport(copied, missing, ignored)
+
+    @staticmethod
+    def _weight_arrays(weights, where):
+        if isinstance(weights, dict):
+            return {name: [np.asarray(a) for a in arrays] for name, arrays in weights.items()}
+        if isinstance(weights, (str, os.PathLike)):
+            weights = read_caffemodel(weights)
+        if not isinstance(weights, schema.NetParameter):
+            raise TypeError("weights must be a caffemodel path, a NetParameter or {layer: [arrays]}")
+        out = {}
+        for index, layer in enumerate(weights.layer):
+            if len(layer.blobs):
+                out[layer.name or f"#{index}"] = [blob_to_array(b, f"{where}: layer '{layer.name}' blob {i}")
+                                                  for i, b in enumerate(layer.blobs)]
+        return out
+
+    @staticmethod
+    def _fit_shape(array, expected, where):
+        found = tuple(array.shape)
+        if found == expected:
+            return array
+        # Caffe's ShapeEquals: a legacy 4-D blob matches when its trailing axes equal the shape.
+        if len(found) == 4 and len(expected) <= 4 and found == (1,) * (4 - len(expected)) + expected:
+            return array.reshape(expected)
+        raise ShapeError(f"{where}: shape mismatch: the net expects {expected}, the weights have {found}")
+
+    @staticmethod
+    def _assign(blob, array):
+        with torch.no_grad():
+            if blob.device.type == "cpu" and array.dtype == np.float32 and blob.dtype == torch.float32 \
+                    and array.flags.writeable and array.flags.c_contiguous:
+                blob.data = torch.from_numpy(array)  # shares the file's copy-on-write mapping
+            else:
+                blob.copy_(torch.as_tensor(np.asarray(array), dtype=blob.dtype))
+
+    def to_net_parameter(self, include_blobs=True):
+        """The net as a NetParameter (layer definitions as given, blobs from the current weights)."""
+        out = schema.NetParameter()
+        out.name = self.net_param.name
+        for param, layer in zip(self.layer_params, self.layers):
+            copy = out.layer.add()
+            copy.CopyFrom(param)
+            copy.ClearField("blobs")
+            if include_blobs:
+                for blob in layer.blobs:
+                    copy.blobs.append(array_to_blob(blob.detach().cpu().numpy()))
+        return out
+
+    def save(self, path):
+        """Writes the weights as a .caffemodel that Caffe and OpenCV read."""
+        from .caffe import write_caffemodel
+        write_caffemodel(self.to_net_parameter(), path)
+
+    def weights_dict(self):
+        """{layer name: [numpy arrays]} of the current weights (views on the CPU)."""
+        return {layer.name: [blob.detach().cpu().numpy() for blob in layer.blobs]
+                for layer in self.layers if len(layer.blobs)}
+
+    def learnable_params(self):
+        """ParamInfo for every blob, in Caffe's learnable-parameter order (shared blobs once)."""
+        return [info for info in self.param_infos if info.owner is None]
