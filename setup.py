@@ -24,7 +24,7 @@ setup(
         "tqdm>=4.60,<5",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.50", "onnxruntime>=1.16"],
+        "test": ["pytest>=7", "hypothesis>=6.50", "onnxruntime>=1.16", "protobuf>=3.20"],
     },
     entry_points={"console_scripts": ["eigen-depth=eigen_depth.cli:main"]},
 )
