@@ -113,7 +113,7 @@ class CaffeNet(nn.Module):
         self._plan_gradients()
         generator = torch.Generator().manual_seed(seed if seed is not None else 0x5EED)
         for layer in self.layers:
-            layer.fill(generator)
+            layer.fill(generator, bilinear=self.bilinear)
         self._tie_shared_blobs()
 
     # Building ---------------------------------------------------------------------------------

@@ -1,0 +1,10 @@
+"""Caffe layers as torch modules, registered by Caffe type name (see base.py for the contract).
+
+The data layers ("Data", "HDF5Data") are not registered here: the data package (eigen_depth.data)
+registers them when it is imported.
+"""
+from . import activations, common, losses, normalization, vision  # noqa: F401  (modules register on import)
+from .base import LAYER_TYPES, Layer, layer_class, register
+from .fillers import bilinear_kernel, fill
+
+__all__ = ["LAYER_TYPES", "Layer", "layer_class", "register", "fill", "bilinear_kernel"]

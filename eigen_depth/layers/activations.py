@@ -1,0 +1,161 @@
+"""Element-wise layers: ReLU (leaky via negative_slope), Dropout, Power, Log, Exp, AbsVal, Sigmoid, TanH,
+and Softmax (along an axis)."""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .base import Layer, register
+
+
+@register("ReLU")
+class ReLU(Layer):
+    """y = max(x, 0) + negative_slope * min(x, 0)."""
+
+    def setup(self, bottom_shapes):
+        self.negative_slope = float(self.param.relu_param.negative_slope)
+        return bottom_shapes
+
+    def forward(self, x):
+        if self.negative_slope == 0:
+            return (torch.relu(x),)
+        return (torch.nn.functional.leaky_relu(x, self.negative_slope),)
+
+
+@register("Dropout")
+class Dropout(Layer):
+    """TRAIN: zeroes each value with probability dropout_ratio and scales survivors by 1/(1 - ratio);
+    TEST: identity. Draws from torch's global random generator."""
+    NEEDS_PHASE = True
+
+    def setup(self, bottom_shapes):
+        self.ratio = float(self.param.dropout_param.dropout_ratio)
+        if not 0.0 <= self.ratio < 1.0:
+            raise self.error(f"dropout_ratio must be in [0, 1), got {self.ratio}")
+        return bottom_shapes
+
+    def forward(self, x):
+        if self.phase != self.TRAIN or self.ratio == 0.0:
+            return (x,)
+        return (F.dropout(x, self.ratio, training=True),)
+
+
+@register("Power")
+class Power(Layer):
+    """y = (shift + scale * x) ^ power; a constant when power * scale is 0, as in Caffe."""
+
+    def setup(self, bottom_shapes):
+        pp = self.param.power_param
+        self.power, self.scale, self.shift = float(pp.power), float(pp.scale), float(pp.shift)
+        return bottom_shapes
+
+    def forward(self, x):
+        if self.power * self.scale == 0:
+            with np.errstate(invalid="ignore", divide="ignore"):  # Caffe's pow: NaN or inf where undefined
+                value = 1.0 if self.power == 0 else float(np.power(np.float32(self.shift), np.float32(self.power)))
+            return (torch.full_like(x, value),)
+        y = x * self.scale if self.scale != 1 else x
+        if self.shift != 0:
+            y = y + self.shift
+        if self.power != 1:
+            y = y.pow(self.power)
+        return (y,)
+
+
+def _log_base(layer, base):
+    """Caffe's log(base) in float32 (1 exactly for base -1, meaning e); base must be positive."""
+    if base == -1:
+        return 1.0
+    if not base > 0:
+        raise layer.error(f"base must be strictly positive (or -1 for e), got {base}")
+    log_base = float(np.log(np.float32(base)))
+    if not np.isfinite(log_base):
+        raise layer.error(f"log(base) = log({base}) is not finite")
+    return log_base
+
+
+@register("Log")
+class Log(Layer):
+    """y = ln(shift + scale * x) / ln(base); natural log for base -1 (the default)."""
+
+    def setup(self, bottom_shapes):
+        lp = self.param.log_param
+        log_base = _log_base(self, float(lp.base))
+        if log_base == 0:
+            raise self.error(f"1/log(base) is infinite for base {lp.base}")
+        self.base_scale = float(np.float32(1) / np.float32(log_base))
+        self.scale, self.shift = float(lp.scale), float(lp.shift)
+        return bottom_shapes
+
+    def forward(self, x):
+        y = x * self.scale if self.scale != 1 else x
+        if self.shift != 0:
+            y = y + self.shift
+        y = torch.log(y)
+        return (y * self.base_scale if self.base_scale != 1 else y,)
+
+
+@register("Exp")
+class Exp(Layer):
+    """y = base ^ (shift + scale * x), computed as Caffe does: base^shift * exp(ln(base) * scale * x)."""
+
+    def setup(self, bottom_shapes):
+        ep = self.param.exp_param
+        base, scale, shift = float(ep.base), float(ep.scale), float(ep.shift)
+        log_base = _log_base(self, base)
+        self.inner_scale = float(np.float32(log_base) * np.float32(scale))
+        if shift == 0:
+            self.outer_scale = 1.0
+        elif base == -1:
+            self.outer_scale = float(np.exp(np.float32(shift)))
+        else:
+            self.outer_scale = float(np.power(np.float32(base), np.float32(shift)))
+        return bottom_shapes
+
+    def forward(self, x):
+        y = torch.exp(x * self.inner_scale if self.inner_scale != 1 else x)
+        return (y * self.outer_scale if self.outer_scale != 1 else y,)
+
+
+@register("AbsVal")
+class AbsVal(Layer):
+    """y = |x| (gradient sign(x), 0 at 0)."""
+
+    def setup(self, bottom_shapes):
+        return bottom_shapes
+
+    def forward(self, x):
+        return (torch.abs(x),)
+
+
+@register("Sigmoid")
+class Sigmoid(Layer):
+    """y = 1 / (1 + exp(-x))."""
+
+    def setup(self, bottom_shapes):
+        return bottom_shapes
+
+    def forward(self, x):
+        return (torch.sigmoid(x),)
+
+
+@register("TanH")
+class TanH(Layer):
+    """y = tanh(x)."""
+
+    def setup(self, bottom_shapes):
+        return bottom_shapes
+
+    def forward(self, x):
+        return (torch.tanh(x),)
+
+
+@register("Softmax")
+class Softmax(Layer):
+    """y = exp(x) / sum exp(x) along softmax_param.axis (default 1)."""
+
+    def setup(self, bottom_shapes):
+        self.axis = self.canonical_axis(self.param.softmax_param.axis, len(bottom_shapes[0]))
+        return bottom_shapes
+
+    def forward(self, x):
+        return (torch.softmax(x, dim=self.axis),)

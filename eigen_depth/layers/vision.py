@@ -1,0 +1,305 @@
+"""Spatial layers on 4-D (N, C, H, W) blobs: Convolution, Deconvolution, Pooling, LRN.
+
+Sizes follow Caffe exactly: convolution floor((in + 2p - d(k-1) - 1)/s) + 1; deconvolution
+(in - 1)s - 2p + d(k-1) + 1; pooling Caffe's ceil rule with its padding correction (see Pooling).
+"""
+import torch
+import torch.nn.functional as F
+
+from ..caffe.schema import LRNParameter, PoolingParameter
+from .base import Layer, register
+
+FLT_MAX = 3.4028234663852886e38  # Caffe's MAX pooling starts every window at -FLT_MAX
+
+
+def _pair(layer, what, values, h_w, has_h_w, default):
+    """One of Caffe's spatial settings as (h, w): the repeated field (0, 1 or 2 values) or the _h/_w pair."""
+    if has_h_w:
+        if len(values):
+            raise layer.error(f"either {what} or {what}_h/{what}_w should be specified; not both")
+        return h_w
+    if len(values) == 0:
+        return (default, default)
+    if len(values) == 1:
+        return (int(values[0]), int(values[0]))
+    if len(values) == 2:
+        return (int(values[0]), int(values[1]))
+    raise layer.error(f"{what} must be specified once, or once per spatial dimension (2); got {len(values)}")
+
+
+class _ConvolutionBase(Layer):
+    """Shared set-up of Convolution and Deconvolution (Caffe's BaseConvolutionLayer), 2-D only."""
+    BOTTOMS = (1, None)
+    TOPS = (1, None)
+    TRANSPOSED = False
+
+    def setup(self, bottom_shapes):
+        cp = self.param.convolution_param
+        first = bottom_shapes[0]
+        if len(first) != 4:
+            raise self.shape_error(f"needs 4-axis (N, C, H, W) bottoms (2-D convolution only), got {first}")
+        if self.canonical_axis(cp.axis, len(first)) != 1:
+            raise self.error(f"only axis 1 (channels) is supported, got axis {cp.axis}")
+        for shape in bottom_shapes[1:]:
+            if shape != first:
+                raise self.shape_error(f"all bottoms must have the same shape: {first} vs {shape}")
+        if self.num_tops(len(bottom_shapes)) != len(bottom_shapes):
+            raise self.error(f"needs one top per bottom: {len(bottom_shapes)} bottoms, "
+                             f"{self.num_tops(len(bottom_shapes))} tops")
+        self.kernel = _pair(self, "kernel_size", cp.kernel_size, (cp.kernel_h, cp.kernel_w),
+                            cp.HasField("kernel_h") or cp.HasField("kernel_w"), None)
+        if self.kernel[0] is None:
+            raise self.error("kernel_size (or kernel_h and kernel_w) is required")
+        self.stride = _pair(self, "stride", cp.stride, (cp.stride_h, cp.stride_w),
+                            cp.HasField("stride_h") or cp.HasField("stride_w"), 1)
+        self.pad = _pair(self, "pad", cp.pad, (cp.pad_h, cp.pad_w),
+                         cp.HasField("pad_h") or cp.HasField("pad_w"), 0)
+        self.dilation = _pair(self, "dilation", cp.dilation, None, False, 1)
+        if min(self.kernel) <= 0:
+            raise self.error(f"kernel dimensions must be positive, got {self.kernel}")
+        if min(self.stride) <= 0:
+            raise self.error(f"stride dimensions must be positive, got {self.stride}")
+        if min(self.dilation) <= 0:
+            raise self.error(f"dilation must be positive, got {self.dilation}")
+        self.num_output = int(cp.num_output)
+        self.group = int(cp.group)
+        channels = first[1]
+        if self.num_output <= 0:
+            raise self.error("num_output must be positive")
+        if self.group <= 0 or channels % self.group:
+            raise self.shape_error(f"{channels} input channels are not divisible by group {self.group}")
+        if self.num_output % self.group:
+            raise self.error(f"num_output {self.num_output} is not divisible by group {self.group}")
+        self.bias_term = bool(cp.bias_term)
+        if self.TRANSPOSED:
+            self.add_blob((channels, self.num_output // self.group) + self.kernel)
+        else:
+            self.add_blob((self.num_output, channels // self.group) + self.kernel)
+        if self.bias_term:
+            self.add_blob((self.num_output,))
+        return [self.output_shape(shape) for shape in bottom_shapes]
+
+    def output_shape(self, shape):
+        size = [self.output_size(shape[2 + i], i) for i in range(2)]
+        if min(size) <= 0:
+            raise self.shape_error(f"input {shape[2]}x{shape[3]} is too small for kernel {self.kernel}, "
+                                   f"stride {self.stride}, pad {self.pad}, dilation {self.dilation} "
+                                   f"(output would be {size[0]}x{size[1]})")
+        return (shape[0], self.num_output, size[0], size[1])
+
+    def fill(self, generator, **options):
+        cp = self.param.convolution_param
+        self.fill_blob(self.blobs[0], cp.weight_filler, generator, **options)
+        if self.bias_term:
+            self.fill_blob(self.blobs[1], cp.bias_filler, generator, **options)
+
+
+@register("Convolution")
+class Convolution(_ConvolutionBase):
+    """Weight (out, in/group, kh, kw), bias (out,); output floor((in + 2p - d(k-1) - 1)/s) + 1."""
+
+    def output_size(self, size, i):
+        extent = self.dilation[i] * (self.kernel[i] - 1) + 1
+        return (size + 2 * self.pad[i] - extent) // self.stride[i] + 1
+
+    def forward(self, *bottoms):
+        bias = self.blobs[1] if self.bias_term else None
+        return tuple(F.conv2d(x, self.blobs[0], bias, self.stride, self.pad, self.dilation, self.group)
+                     for x in bottoms)
+
+
+@register("Deconvolution")
+class Deconvolution(_ConvolutionBase):
+    """Weight (in, out/group, kh, kw), bias (out,); output (in - 1)s - 2p + d(k-1) + 1."""
+    TRANSPOSED = True
+
+    def output_size(self, size, i):
+        extent = self.dilation[i] * (self.kernel[i] - 1) + 1
+        return self.stride[i] * (size - 1) + extent - 2 * self.pad[i]
+
+    def forward(self, *bottoms):
+        bias = self.blobs[1] if self.bias_term else None
+        return tuple(F.conv_transpose2d(x, self.blobs[0], bias, self.stride, self.pad, 0, self.group,
+                                        self.dilation) for x in bottoms)
+
+
+def caffe_pooled_size(size, kernel, stride, pad, any_pad, floor_mode=False):
+    """Caffe's pooled size: ceil (or floor) of (size + 2 pad - kernel) / stride, plus one; when the layer
+    has any padding, a last window starting at or beyond size + pad is dropped."""
+    span = size + 2 * pad - kernel
+    out = (span // stride if floor_mode else -((-span) // stride)) + 1
+    if any_pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+class _PoolGeometry:
+    """Pooled sizes, explicit paddings (left, right, top, bottom) and the AVE divisor for one input size."""
+
+    def __init__(self, height, width, kernel, stride, pad, floor_mode):
+        any_pad = pad[0] > 0 or pad[1] > 0
+        self.out = tuple(caffe_pooled_size(size, k, s, p, any_pad, floor_mode)
+                         for size, k, s, p in zip((height, width), kernel, stride, pad))
+        if min(self.out) <= 0:
+            return  # no output: the layer reports the shape error
+        # Pad so that exactly out windows fit: (out - 1) * stride + kernel cells (negative = crop).
+        ends = [(o - 1) * s + k - size - p
+                for o, s, k, size, p in zip(self.out, stride, kernel, (height, width), pad)]
+        self.padding = (pad[1], ends[1], pad[0], ends[0])
+        self.symmetric = (ends[0] == pad[0] and ends[1] == pad[1]
+                          and 2 * pad[0] <= kernel[0] and 2 * pad[1] <= kernel[1])
+        # Caffe's AVE divisor: window size clipped to size + pad, before clipping to the image.
+        divisors = []
+        for o, s, k, size, p in zip(self.out, stride, kernel, (height, width), pad):
+            start = torch.arange(o, dtype=torch.float64) * s - p
+            end = torch.minimum(start + k, torch.tensor(float(size + p), dtype=torch.float64))
+            divisors.append(end - start)
+        self.divisor = divisors[0][:, None] * divisors[1][None, :]
+        self._cast = {}
+
+    def divisor_like(self, x):
+        key = (x.device, x.dtype)
+        if key not in self._cast:
+            self._cast[key] = self.divisor.to(device=x.device, dtype=x.dtype)
+        return self._cast[key]
+
+
+@register("Pooling")
+class Pooling(Layer):
+    """MAX and AVE pooling with Caffe's sizes; MAX may have a second top, Caffe's argmax mask.
+
+    MAX: padded cells never win (a window with no image cell gives -FLT_MAX, as in Caffe).
+    AVE: sum over the window's image cells / Caffe's pool size, which counts padded cells up to
+    size + pad but not cells beyond it.
+    """
+    TOPS = (1, 2)
+
+    def setup(self, bottom_shapes):
+        pp = self.param.pooling_param
+        shape = bottom_shapes[0]
+        if len(shape) != 4:
+            raise self.shape_error(f"needs a 4-axis (N, C, H, W) bottom, got {shape}")
+        self.method = pp.pool
+        if self.method == PoolingParameter.STOCHASTIC:
+            raise self.error("STOCHASTIC pooling is not supported (use MAX or AVE)")
+        if self.method not in (PoolingParameter.MAX, PoolingParameter.AVE):
+            raise self.error(f"unknown pooling method {self.method}")
+        if self.num_tops(1) == 2 and self.method != PoolingParameter.MAX:
+            raise self.error("only MAX pooling has a second (mask) top")
+        self.global_pooling = bool(pp.global_pooling)
+        has_kernel_hw = pp.HasField("kernel_h") or pp.HasField("kernel_w")
+        if self.global_pooling:
+            if pp.HasField("kernel_size") or has_kernel_hw:
+                raise self.error("with global_pooling: true the kernel size cannot be specified")
+            self.kernel = None
+        else:
+            if pp.HasField("kernel_size") == (pp.HasField("kernel_h") and pp.HasField("kernel_w")):
+                if pp.HasField("kernel_size"):
+                    raise self.error("kernel size is kernel_size OR kernel_h and kernel_w; not both")
+                raise self.error("kernel_size (or both kernel_h and kernel_w) is required")
+            self.kernel = ((pp.kernel_size, pp.kernel_size) if pp.HasField("kernel_size")
+                           else (pp.kernel_h, pp.kernel_w))
+            if min(self.kernel) <= 0:
+                raise self.error(f"kernel dimensions must be positive, got {self.kernel}")
+        has_pad_hw = pp.HasField("pad_h") or pp.HasField("pad_w")
+        if has_pad_hw and (pp.HasField("pad") or not (pp.HasField("pad_h") and pp.HasField("pad_w"))):
+            raise self.error("pad is pad OR pad_h and pad_w")
+        has_stride_hw = pp.HasField("stride_h") or pp.HasField("stride_w")
+        if has_stride_hw and (pp.HasField("stride") or not (pp.HasField("stride_h") and pp.HasField("stride_w"))):
+            raise self.error("stride is stride OR stride_h and stride_w")
+        self.pad = (pp.pad_h, pp.pad_w) if has_pad_hw else (pp.pad, pp.pad)
+        self.stride = (pp.stride_h, pp.stride_w) if has_stride_hw else (pp.stride, pp.stride)
+        if min(self.stride) <= 0:
+            raise self.error(f"stride must be positive, got {self.stride}")
+        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
+            raise self.error("with global_pooling: true only pad = 0 and stride = 1 are allowed")
+        if self.kernel is not None and (self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]):
+            raise self.error(f"pad {self.pad} must be smaller than the kernel {self.kernel}")
+        self.floor_mode = pp.round_mode == PoolingParameter.FLOOR
+        self._geometries = {}
+        geometry = self.geometry(shape[2], shape[3])
+        top = (shape[0], shape[1]) + geometry.out
+        return [top] * self.num_tops(1)
+
+    def kernel_for(self, height, width):
+        return (height, width) if self.global_pooling else self.kernel
+
+    def geometry(self, height, width):
+        key = (height, width)
+        if key not in self._geometries:
+            kernel = self.kernel_for(height, width)
+            geometry = _PoolGeometry(height, width, kernel, self.stride, self.pad, self.floor_mode)
+            if min(geometry.out) <= 0:
+                raise self.shape_error(f"input {height}x{width} is too small for kernel {kernel}, stride "
+                                       f"{self.stride}, pad {self.pad} (output would be "
+                                       f"{geometry.out[0]}x{geometry.out[1]})")
+            self._geometries[key] = geometry
+        return self._geometries[key]
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        geometry = self.geometry(height, width)
+        kernel = self.kernel_for(height, width)
+        if self.method == PoolingParameter.MAX:
+            want_mask = self.num_tops(1) == 2
+            if geometry.symmetric and not want_mask:
+                return (F.max_pool2d(x, kernel, self.stride, self.pad),)
+            padded = F.pad(x, geometry.padding, value=-FLT_MAX)
+            if not want_mask:
+                return (F.max_pool2d(padded, kernel, self.stride),)
+            top, index = F.max_pool2d(padded, kernel, self.stride, return_indices=True)
+            padded_width = padded.shape[-1]
+            row = torch.div(index, padded_width, rounding_mode="floor") - self.pad[0]
+            col = index % padded_width - self.pad[1]
+            inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+            mask = torch.where(inside, row * width + col, torch.full_like(row, -1)).to(x.dtype)
+            return top, mask
+        if geometry.symmetric:
+            sums = F.avg_pool2d(x, kernel, self.stride, self.pad, count_include_pad=True, divisor_override=1)
+        else:
+            sums = F.avg_pool2d(F.pad(x, geometry.padding), kernel, self.stride, divisor_override=1)
+        return (sums / geometry.divisor_like(x),)
+
+
+@register("LRN")
+class LRN(Layer):
+    """Local response normalisation, y = x * scale^-beta.
+
+    ACROSS_CHANNELS: scale = k + alpha/n * sum of x^2 over channels c - (n-1)/2 .. c + (n-1)/2 (zero padded).
+    WITHIN_CHANNEL: scale = 1 + alpha/n^2 * sum of x^2 over the n x n window (zero padded); Caffe builds
+    it from AVE pooling (pad (n-1)/2, stride 1), whose divisor is n^2 everywhere for this geometry.
+    """
+
+    def setup(self, bottom_shapes):
+        lp = self.param.lrn_param
+        shape = bottom_shapes[0]
+        if len(shape) != 4:
+            raise self.shape_error(f"needs a 4-axis (N, C, H, W) bottom, got {shape}")
+        self.size = int(lp.local_size)
+        if self.size <= 0 or self.size % 2 == 0:
+            raise self.error(f"local_size must be odd and positive, got {self.size}")
+        self.alpha, self.beta, self.k = float(lp.alpha), float(lp.beta), float(lp.k)
+        self.region = lp.norm_region
+        if self.region not in (LRNParameter.ACROSS_CHANNELS, LRNParameter.WITHIN_CHANNEL):
+            raise self.error(f"unknown norm_region {self.region}")
+        return bottom_shapes
+
+    def forward(self, x):
+        half = (self.size - 1) // 2
+        square = x * x
+        if self.region == LRNParameter.ACROSS_CHANNELS:
+            square = square.unsqueeze(1)
+            if square.shape[2] < self.size:  # torch wants the unpadded channels to cover the window
+                square, padding = F.pad(square, (0, 0, 0, 0, half, half)), 0
+            else:
+                padding = (half, 0, 0)
+            mean = F.avg_pool3d(square, (self.size, 1, 1), stride=1, padding=padding,
+                                count_include_pad=True).squeeze(1)
+            scale = self.k + self.alpha * mean
+        else:
+            mean = F.avg_pool2d(square, self.size, stride=1, padding=half, count_include_pad=True)
+            scale = 1.0 + self.alpha * mean
+        return (x * scale.pow(-self.beta),)
+
+
+__all__ = ["Convolution", "Deconvolution", "Pooling", "LRN", "caffe_pooled_size"]
