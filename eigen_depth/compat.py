@@ -133,9 +133,7 @@ class Net:
                 phase = arg
         self.phase = parse_phase(TEST if phase is None else phase)
         self.device = resolve_device(device)
-        self.net = CaffeNet(network_file, self.phase, level=level, stages=stages).to(self.device)
-        if weights is not None:
-            self.copy_from(weights)
+        self.net = CaffeNet(network_file, self.phase, level=level, stages=stages, weights=weights).to(self.device)
         self._values = {}
         self._inputs = {name: torch.zeros(self.net.blob_shapes[name]) for name in self.net.input_names}
         self._loss = None

@@ -87,11 +87,12 @@ class CaffeNet(nn.Module):
     net_param: a NetParameter or a path to a prototxt/caffemodel. phase: TRAIN or TEST.
     input_shapes: {input blob: shape} overriding the Input layers' shapes (e.g. another batch size).
     data_shapes: {top: shape} for source layers whose shapes come from data (Data, HDF5Data).
-    The net starts from the prototxt's fillers (seeded by `seed`); load weights with copy_from.
+    weights: a caffemodel (or NetParameter, or {layer: [arrays]}) to copy by layer name; layers it
+    lacks start from the prototxt's fillers (seeded by `seed`). Load more later with copy_from.
     """
 
     def __init__(self, net_param, phase=TEST, level=0, stages=(), input_shapes=None, seed=None,
-                 bilinear="2016", source=None):
+                 bilinear="2016", source=None, weights=None):
         super().__init__()
         if not isinstance(net_param, schema.NetParameter):
             source = os.fspath(net_param)
@@ -111,9 +112,12 @@ class CaffeNet(nn.Module):
         self._build(dict(input_shapes or {}))
         self._share_and_freeze()
         self._plan_gradients()
+        self.copy_report = self.copy_from(weights) if weights is not None else None
+        loaded = set(self.copy_report.copied) if self.copy_report else set()
         generator = torch.Generator().manual_seed(seed if seed is not None else 0x5EED)
         for layer in self.layers:
-            layer.fill(generator, bilinear=self.bilinear)
+            if layer.name not in loaded:
+                layer.fill(generator, bilinear=self.bilinear)
         self._tie_shared_blobs()
 
     # Building ---------------------------------------------------------------------------------

@@ -288,18 +288,28 @@ class LRN(Layer):
         half = (self.size - 1) // 2
         square = x * x
         if self.region == LRNParameter.ACROSS_CHANNELS:
-            square = square.unsqueeze(1)
-            if square.shape[2] < self.size:  # torch wants the unpadded channels to cover the window
-                square, padding = F.pad(square, (0, 0, 0, 0, half, half)), 0
-            else:
-                padding = (half, 0, 0)
-            mean = F.avg_pool3d(square, (self.size, 1, 1), stride=1, padding=padding,
-                                count_include_pad=True).squeeze(1)
-            scale = self.k + self.alpha * mean
+            # The channel window sum as `size` shifted slices of the zero-padded squares: a few
+            # memory-bound adds, several times faster than a pooling kernel over a 5-D view.
+            padded = F.pad(square, (0, 0, 0, 0, half, half))
+            channels = x.shape[1]
+            total = padded[:, 0:channels] + padded[:, 1:channels + 1] if self.size > 1 else padded.clone()
+            for offset in range(2, self.size):
+                total += padded[:, offset:offset + channels]
+            scale = total.mul_(self.alpha / self.size).add_(self.k)
         else:
             mean = F.avg_pool2d(square, self.size, stride=1, padding=half, count_include_pad=True)
-            scale = 1.0 + self.alpha * mean
-        return (x * scale.pow(-self.beta),)
+            scale = mean.mul_(self.alpha).add_(1.0)
+        return (x * _negative_power(scale, self.beta),)
+
+
+def _negative_power(scale, beta):
+    """scale ** -beta, with rsqrt for Caffe's usual beta 0.75 (and 0.5): faster than pow, same to 1 ulp."""
+    if beta == 0.75:
+        root = torch.rsqrt(scale)
+        return torch.sqrt(root) * root
+    if beta == 0.5:
+        return torch.rsqrt(scale)
+    return scale.pow(-beta)
 
 
 __all__ = ["Convolution", "Deconvolution", "Pooling", "LRN", "caffe_pooled_size"]

@@ -1,0 +1,90 @@
+"""Forward speed of the thesis's refining deploy net (REFERENCE.md 3.4) on random weights: eigen_depth
+against OpenCV's Caffe runtime (cv2.dnn) and, when it is installed, onnxruntime on our ONNX export,
+side by side in one run, at batch 1 and batch 16.
+
+    python benchmarks/forward.py [--iterations 10] [--device cpu|cuda] [--model P]
+
+Goals on CPU: batch-1 forward <= 0.7x OpenCV's time; batch-16 per image <= 0.6x OpenCV's.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+DEFAULT_MODEL = os.path.join(ROOT, "prototxt", "refining", "norm_abs", "net_deploy.prototxt")
+
+
+def per_image(function, batch, iterations):
+    function()  # warm-up
+    start = time.perf_counter()
+    for _ in range(iterations):
+        function()
+    return (time.perf_counter() - start) / iterations / batch
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--batches", default="1,16")
+    args = parser.parse_args()
+
+    import cv2
+    import torch
+    from eigen_depth.net import CaffeNet
+    from eigen_depth.testing import write_random_caffemodel
+
+    folder = tempfile.mkdtemp(prefix="eigen_depth_forward_")
+    weights = os.path.join(folder, "random.caffemodel")
+    write_random_caffemodel(args.model, weights, seed=3)
+    net = CaffeNet(args.model, weights=weights).to(args.device)
+    input_name = net.input_names[0]
+    output = net.output_names[0]
+    opencv = cv2.dnn.readNetFromCaffe(args.model, weights)
+    session, onnx_note = None, ""
+    try:
+        import onnxruntime
+        from eigen_depth.export import to_onnx
+        onnx_path = os.path.join(folder, "net.onnx")
+        to_onnx(args.model, weights, onnx_path, dynamic_batch=True)
+        session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime or the exporter may be absent; the benchmark goes on
+        onnx_note = f"n/a ({type(error).__name__}: {str(error).splitlines()[0][:60]})"
+
+    print(f"model: {os.path.relpath(args.model, ROOT)}; torch {torch.__version__}, {torch.get_num_threads()} "
+          f"threads, device {args.device}; OpenCV {cv2.__version__}")
+    print(f"{'batch':>5}  {'eigen_depth s/img':>18}  {'cv2.dnn s/img':>14}  {'ratio':>6}  {'onnxruntime s/img':>18}")
+    for batch in [int(b) for b in args.batches.split(",")]:
+        x = np.random.default_rng(batch).uniform(-127, 128, (batch, 3, 218, 298)).astype(np.float32)
+        x_device = torch.from_numpy(x).to(args.device)
+
+        def ours():
+            with torch.no_grad():
+                result = net({input_name: x_device})[output]
+            if result.is_cuda:
+                torch.cuda.synchronize()
+            return result
+
+        def theirs():
+            opencv.setInput(x)
+            return opencv.forward()
+
+        ours_s = per_image(ours, batch, args.iterations)
+        cv2_s = per_image(theirs, batch, max(1, args.iterations // 2))
+        difference = np.abs(ours().cpu().numpy() - theirs()).max() / np.abs(theirs()).max()
+        onnx_text = onnx_note
+        if session is not None:
+            onnx_s = per_image(lambda: session.run(None, {input_name: x}), batch, args.iterations)
+            onnx_text = f"{onnx_s:.4f}"
+        print(f"{batch:>5}  {ours_s:>18.4f}  {cv2_s:>14.4f}  {ours_s / cv2_s:>6.2f}  {onnx_text:>18}"
+              f"   (max difference {difference:.1e} of the output's magnitude)")
+
+
+if __name__ == "__main__":
+    main()
