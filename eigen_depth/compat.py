@@ -206,7 +206,7 @@ class Net:
             feed.update(self._values)
         with torch.set_grad_enabled(want_grad):
             values = self.net.forward(feed, keep_blobs=True, start=start, end=end)
-        self._loss = values.pop("loss", None) if "loss" not in self.net.blob_shapes else None
+        self._loss = self.net.total_loss(values)
         if want_grad:
             for value in values.values():
                 if value.requires_grad:

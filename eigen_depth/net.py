@@ -248,14 +248,13 @@ class CaffeNet(nn.Module):
     def forward(self, inputs=None, keep_blobs=False, start=None, end=None, **named_inputs):
         """Runs the net. inputs: {blob: tensor or array}, the input blobs (and, with start, any blob the
         layers from `start` read). start/end: names of the first and last layer to run (default: all).
-        Returns {blob: tensor} with the net's outputs (every blob when keep_blobs=True) and, in nets with
-        loss layers, 'loss' (unless a blob has that name): the weighted sum of the losses."""
+        Returns {blob: tensor}: the net's outputs (the tops of `end` when given; every blob when
+        keep_blobs=True). total_loss(result) gives the weighted sum of the losses."""
         feed = dict(inputs or {}, **named_inputs)
         names = self.layer_names
         first = names.index(start) if start is not None else 0
         last = names.index(end) if end is not None else len(names) - 1
         values = self._feed(feed, check_inputs=start is None)
-        total_loss = None
         grad_enabled = torch.is_grad_enabled()
         for index in range(first, last + 1):
             layer, bottoms, tops = self.layers[index], self.layer_bottoms[index], self.layer_tops[index]
@@ -271,18 +270,21 @@ class CaffeNet(nn.Module):
                 outputs = layer(*args)
             for top, output in zip(tops, outputs):
                 values[top] = output
-            for output, weight in zip(outputs, self.loss_weights[index]):
-                if weight:
-                    term = weight * output.sum()
-                    total_loss = term if total_loss is None else total_loss + term
         if keep_blobs:
-            result = values
-        else:
-            outputs = self.output_names if end is None else self.layer_tops[last]
-            result = OrderedDict((name, values[name]) for name in outputs)
-        if total_loss is not None and "loss" not in result:
-            result["loss"] = total_loss
-        return result
+            return values
+        return OrderedDict((name, values[name]) for name in (self.output_names if end is None
+                                                              else self.layer_tops[last]))
+
+    def total_loss(self, blobs):
+        """The objective: sum of loss_weight * sum(top) over every loss top present in `blobs` (the
+        result of forward); None when the net has no loss."""
+        total = None
+        for tops, weights in zip(self.layer_tops, self.loss_weights):
+            for top, weight in zip(tops, weights):
+                if weight and top in blobs:
+                    term = weight * blobs[top].sum()
+                    total = term if total is None else total + term
+        return total
 
     def _feed(self, feed, check_inputs):
         values = {}

@@ -70,10 +70,11 @@ layer { name: "l2" type: "EuclideanLoss" bottom: "a" bottom: "b" top: "l2" }
 def test_loss_weights_scale_each_loss_in_the_total():
     a = np.array([[1, 2], [3, 4]], np.float32)
     b = np.array([[0, 2], [3, 1]], np.float32)
-    out = net_from(LOSSES, TRAIN)({"a": a, "b": b})
+    net = net_from(LOSSES, TRAIN)
+    out = net({"a": a, "b": b})
     # sum of squares = 1 + 9 = 10; Euclidean = 10 / (2 * N) = 2.5
     assert out["l1"].item() == pytest.approx(2.5)
-    assert out["loss"].item() == pytest.approx(0.5 * 2.5 + 2.5)
+    assert net.total_loss(out).item() == pytest.approx(0.5 * 2.5 + 2.5)
 
 
 SHARED_INPUT = """force_backward: true
