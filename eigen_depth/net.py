@@ -357,6 +357,10 @@ class CaffeNet(nn.Module):
                 self._assign(blob, array)
             copied.append(name)
         missing = [layer.name for layer in self.layers if len(layer.blobs) and layer.name not in source]
+        if source and not copied and missing:
+            raise CaffemodelError(f"{where}: none of its layers with weights ({', '.join(list(source)[:5])}"
+                                  f"{', ...' if len(source) > 5 else ''}) is in the net ({', '.join(missing[:5])}"
+                                  f"{', ...' if len(missing) > 5 else ''}): is it the caffemodel of another network?")
         if strict and missing:
             raise CaffemodelError(f"{where}: has no weights for layers {', '.join(missing)}")
         return CopyReport(copied, missing, ignored)
