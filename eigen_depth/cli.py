@@ -70,6 +70,11 @@ def _time(parser):
     return run
 
 
+def _one_line(error):
+    """The error's text on one line, whatever line breaks a file name or a quoted token holds."""
+    return " ".join(str(error).splitlines())
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="eigen-depth", description="Run, evaluate, train and export Caffe depth networks on PyTorch.")
@@ -89,11 +94,12 @@ def main(argv=None):
     try:
         return runners[args.command](args)
     except EigenDepthError as error:
-        print(f"eigen-depth {args.command}: error: {error}", file=sys.stderr)
+        print(f"eigen-depth {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
-        print(f"eigen-depth {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        print(f"eigen-depth {args.command}: error: {_one_line(where + str(error.strerror or error))}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"eigen-depth {args.command}: interrupted", file=sys.stderr)

@@ -15,8 +15,9 @@ def array_to_datum(array_chw, label=0):
     if array.ndim != 3 or array.dtype != np.uint8:
         raise ValueError(f"a Datum holds a (C, H, W) uint8 array, not {array.dtype} {array.shape}")
     channels, height, width = array.shape
+    # Caffe's CVMatToDatum sets encoded to false explicitly, so its records end in the bytes 38 00
     return schema.Datum(channels=channels, height=height, width=width,
-                        data=np.ascontiguousarray(array).tobytes(), label=label)
+                        data=np.ascontiguousarray(array).tobytes(), label=label, encoded=False)
 
 
 def encoded_datum(file_bytes, label=0):

@@ -3,6 +3,7 @@
 Binary files are memory-mapped copy-on-write by default: weight arrays are views into the mapping
 (no copy, writable, pages read on first touch). Every writer writes a temporary file and renames it.
 """
+import math
 import mmap
 import os
 
@@ -111,9 +112,22 @@ def write_prototxt(message, path):
         handle.write(to_text(message))
 
 
+def _looks_like_text(data):
+    head = bytes(data[:64])
+    return bool(head) and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+
+
 def _read_binary(path, message_type, use_mmap):
     path = os.fspath(path)
-    return decode_message(message_type, read_bytes(path, use_mmap), source=path)
+    data = read_bytes(path, use_mmap)
+    if len(data) == 0:
+        raise CaffemodelError(f"{path}: the file is empty (0 bytes): an interrupted download or copy?")
+    message = decode_message(message_type, data, source=path)
+    if message._unknown and not message.ListFields() and _looks_like_text(data):
+        # text that happens to parse as protobuf fields, none of them known: a prototxt, not a model
+        raise CaffemodelError(f"{path}: byte 0: no {message_type.TYPE_NAME} field in this file, which looks "
+                              "like text: is it a prototxt? read it with read_prototxt")
+    return message
 
 
 def _write_binary(message, path):
@@ -183,7 +197,7 @@ def blob_to_array(blob, where="blob"):
     """The blob's values as a float32 numpy array of its shape (a view into the file when possible)."""
     shape = blob_shape(blob)
     data = blob.data if len(blob.data) or not len(blob.double_data) else blob.double_data.astype(np.float32)
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)  # Python integers: a corrupt huge shape must not wrap around
     if any(dim < 0 for dim in shape):
         raise CaffemodelError(f"{where}: negative dimension in shape {shape}")
     if data.size != count:

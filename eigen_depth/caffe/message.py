@@ -152,7 +152,7 @@ class Repeated(list):
 class Message:
     """Base of every declared message type; see the module docstring."""
 
-    __slots__ = ("_values", "_parent", "_unknown")
+    __slots__ = ("_values", "_parent", "_unknown", "_lazy")
     FIELDS_BY_NAME = {}
     FIELDS_BY_NUMBER = {}
     TYPE_NAME = "Message"
@@ -161,9 +161,10 @@ class Message:
         object.__setattr__(self, "_values", {})
         object.__setattr__(self, "_parent", None)
         object.__setattr__(self, "_unknown", None)
+        object.__setattr__(self, "_lazy", None)  # absent sub-messages handed out: same object each time
         for name, value in fields.items():
             field = self._field(name)
-            if field.repeated:
+            if field.repeated and field.kind not in ARRAY_DTYPES:
                 getattr(self, name).extend(value)
             elif field.kind == "message" and isinstance(value, dict):
                 getattr(self, name).MergeFrom(field.message_class(**value))
@@ -190,8 +191,14 @@ class Message:
             values[name] = Repeated(self, field)
             return values[name]
         if field.kind == "message":
-            child = field.message_class()
-            object.__setattr__(child, "_parent", (self, name))
+            lazy = self._lazy
+            if lazy is None:
+                lazy = {}
+                object.__setattr__(self, "_lazy", lazy)
+            child = lazy.get(name)
+            if child is None:
+                child = lazy[name] = field.message_class()
+                object.__setattr__(child, "_parent", (self, name))
             return child
         return field.default
 
@@ -205,6 +212,7 @@ class Message:
             copy = field.message_class()
             copy.CopyFrom(field.coerce(value))
             value = copy
+            self._detach(name)
         else:
             value = field.coerce(value)
         self._values[name] = value
@@ -219,7 +227,19 @@ class Message:
             owner, name = parent
             object.__setattr__(self, "_parent", None)
             owner._values.setdefault(name, self)
+            if owner._lazy is not None:
+                owner._lazy.pop(name, None)
             owner._mark_present()
+
+    def _detach(self, name=None):
+        """Forgets the absent sub-message(s) handed out for `name` (all when None): changing them later
+        no longer reaches this message, as with protobuf after ClearField."""
+        lazy = self._lazy
+        if lazy:
+            for key in ([name] if name is not None else list(lazy)):
+                child = lazy.pop(key, None)
+                if child is not None:
+                    object.__setattr__(child, "_parent", None)
 
     # protobuf-style API ---------------------------------------------------------------------
     def HasField(self, name):
@@ -231,9 +251,11 @@ class Message:
     def ClearField(self, name):
         self._field(name)
         self._values.pop(name, None)
+        self._detach(name)
 
     def Clear(self):
         self._values.clear()
+        self._detach()
         object.__setattr__(self, "_unknown", None)
 
     def ListFields(self):
@@ -288,8 +310,10 @@ class Message:
             if field.kind in ARRAY_DTYPES:
                 if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
                     return False
-            elif field.kind in ("float", "double") and not field.repeated:
-                if not (a == b or (math.isnan(a) and math.isnan(b))):
+            elif field.kind in ("float", "double"):
+                pairs = zip(a, b) if field.repeated else [(a, b)]
+                if (field.repeated and len(a) != len(b)) or not all(
+                        x == y or (math.isnan(x) and math.isnan(y)) for x, y in pairs):
                     return False
             elif list(a) != list(b) if field.repeated else a != b:
                 return False

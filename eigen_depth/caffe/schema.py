@@ -320,7 +320,8 @@ SolverParameter = message_type("SolverParameter", [
     opt("delta", 31, "float", 1e-8), opt("momentum2", 39, "float", 0.999),
     opt("rms_decay", 38, "float", 0.99), opt("debug_info", 23, "bool"),
     opt("snapshot_after_train", 28, "bool", True),
-    opt("solver_type", 30, "enum", "SGD", enum=SolverType), opt("layer_wise_reduce", 43, "bool", True),
+    opt("solver_type", 30, "enum", "SGD", enum=SolverType), opt("layer_wise_reduce", 41, "bool", True),
+    rep("weights", 42, "string"),
 ], enums=[SnapshotFormat, SolverMode, SolverType])
 
 SolverState = message_type("SolverState", [

@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from ..errors import PrototxtError
-from .message import ARRAY_DTYPES
+from .message import ARRAY_DTYPES, FLOAT32_MAX
 
 _TOKEN = re.compile(r"""
     (?P<space>[ \t\r\f\v]+|\#[^\n]*)
@@ -63,7 +63,7 @@ def _unescape(token, source):
     while i < len(body):
         char = body[i]
         if char != "\\":
-            out += char.encode("utf-8")
+            out += char.encode("utf-8", "surrogatepass")  # a lone surrogate then fails as invalid UTF-8
             i += 1
             continue
         nxt = body[i + 1]
@@ -85,8 +85,9 @@ def _unescape(token, source):
 
 
 class _Parser:
-    def __init__(self, text, source):
+    def __init__(self, text, source, allow_overwrites=False):
         self.source = source
+        self.allow_overwrites = allow_overwrites
         self.tokens = tokenize(text, source)
         self.index = 0
 
@@ -173,7 +174,14 @@ class _Parser:
             return
         self.store(message, field, self.parse_scalar(field), arrays, name_token)
 
+    def check_singular(self, message, field, name_token):
+        """protobuf's TextFormat::Parse (what Caffe calls) rejects a non-repeated field given twice."""
+        if not field.repeated and not self.allow_overwrites and field.name in message._values:
+            raise self.error(name_token, f"non-repeated field '{field.name}' of {message.TYPE_NAME} is given "
+                                         "twice (Caffe rejects this): keep one")
+
     def parse_sub_message(self, message, field, name_token, depth):
+        self.check_singular(message, field, name_token)
         opener = self.take()
         if opener.kind != "symbol" or opener.text not in _CLOSERS:
             raise self.error(opener, f"expected '{{' to open {field.name} ({field.type_name})")
@@ -194,6 +202,7 @@ class _Parser:
             value = field.coerce(value)
         except (TypeError, ValueError) as error:
             raise self.error(name_token, str(error)) from None
+        self.check_singular(message, field, name_token)
         if field.repeated:
             list.append(getattr(message, field.name), value)
         else:
@@ -229,7 +238,7 @@ class _Parser:
                                             f"{', '.join(field.enum.by_name)}{hint}")
                 return token.text
             if token.kind == "number" and re.fullmatch(r"[-+]?\d+", token.text):
-                return int(token.text)
+                return self.parse_int(token, field)
             raise self.error(token, f"field '{field.name}' takes one of {', '.join(field.enum.by_name)}")
         if kind in ("float", "double", "float_array", "double_array"):
             if token.kind == "ident" and token.text.lstrip("+-").lower() in _SPECIAL_FLOATS:
@@ -244,24 +253,39 @@ class _Parser:
         # integers
         if token.kind != "number":
             raise self.error(token, f"field '{field.name}' takes an integer")
+        return self.parse_int(token, field)
+
+    def parse_int(self, token, field):
+        """An integer token as protobuf reads it: 0x.. is hex and, as in C, a leading 0 means octal."""
         text = token.text
+        digits = text.lstrip("+-")
         try:
-            return int(text, 16) if text.lower().lstrip("+-").startswith("0x") else int(text, 10)
+            if digits[:2].lower() == "0x":
+                return int(text, 16)
+            if len(digits) > 1 and digits[0] == "0" and digits.isdigit():
+                if not set(digits) <= set("01234567"):
+                    raise self.error(token, f"field '{field.name}': a number with a leading 0 is octal in "
+                                            "protobuf text, and 8 or 9 are not octal digits: drop the 0")
+                return int(text, 8)
+            return int(text, 10)
         except ValueError:
             raise self.error(token, f"field '{field.name}' takes an integer, not a decimal number") from None
 
 
-def parse_text(cls, text, source="<string>"):
-    """Parses protobuf text format into a new message of type cls."""
+def parse_text(cls, text, source="<string>", allow_overwrites=False):
+    """Parses protobuf text format into a new message of type cls. As protobuf's TextFormat::Parse
+    (which Caffe uses), a non-repeated field given twice is an error unless allow_overwrites=True,
+    in which case the last one wins (scalars) or they merge (messages)."""
     message = cls()
-    parser = _Parser(text, source)
+    parser = _Parser(text, source, allow_overwrites)
     parser.parse_body(message, None, 0)
     return message
 
 
 def merge_text(message, text, source="<string>"):
-    """Merges text format into an existing message (protobuf's text_format.Merge)."""
-    message.MergeFrom(parse_text(type(message), text, source))
+    """Merges text format into an existing message (protobuf's text_format.Merge: singular fields
+    given twice are allowed, the last one wins)."""
+    message.MergeFrom(parse_text(type(message), text, source, allow_overwrites=True))
     return message
 
 
@@ -281,7 +305,10 @@ def _short_f32(value):
     sci = np.format_float_scientific(np.float32(value), unique=True, trim="-")
     mantissa, exponent = sci.split("e")
     sci = f"{mantissa}e{int(exponent)}"
-    return text if len(text) <= len(sci) else sci
+    shortest = text if len(text) <= len(sci) else sci
+    if abs(float(shortest)) > FLOAT32_MAX:  # "3.4028235e38" is above FLT_MAX: protobuf reads it as inf
+        return repr(float(value))
+    return shortest
 
 
 def _quote(data):

@@ -69,7 +69,10 @@ def upgrade_v1_layer(old):
     for field, value in old.ListFields():
         name = field.name
         if name in V1_SHARED_FIELDS:
-            getattr(layer, name).extend(value)
+            if field.repeated:
+                getattr(layer, name).extend(value)
+            else:
+                setattr(layer, name, value)
         elif name == "type":
             layer.type = V1_TYPE_NAMES[schema.V1LayerType.by_number[value]]
         elif name in ("blobs_lr", "weight_decay", "param"):

@@ -65,14 +65,25 @@ def _convert_varint(field, value):
 
 
 def _unpacked_run(mv, tag_pos, tag_len, end, itemsize):
-    """Values of a run of identical-tag unpacked fixed-width records starting at tag_pos, vectorised."""
+    """Values of a run of identical-tag unpacked fixed-width records starting at tag_pos, vectorised.
+
+    The run is searched in geometrically growing chunks, so the work is proportional to the run's
+    length, not to the rest of the message (many short runs would otherwise cost quadratic time)."""
     stride = tag_len + itemsize
-    rows = (end - tag_pos) // stride
-    raw = np.frombuffer(mv, np.uint8, count=rows * stride, offset=tag_pos).reshape(rows, stride)
-    tag = raw[0, :tag_len]
-    matches = (raw[:, :tag_len] == tag).all(axis=1)
-    count = rows if matches.all() else int(np.argmin(matches))
-    return raw[:count, tag_len:].copy(), tag_pos + count * stride
+    total = (end - tag_pos) // stride
+    tag = np.frombuffer(mv, np.uint8, count=tag_len, offset=tag_pos)
+    count, chunk = 0, 64
+    while count < total:
+        rows = min(chunk, total - count)
+        raw = np.frombuffer(mv, np.uint8, count=rows * stride, offset=tag_pos + count * stride)
+        matches = (raw.reshape(rows, stride)[:, :tag_len] == tag).all(axis=1)
+        if not matches.all():
+            count += int(np.argmin(matches))
+            break
+        count += rows
+        chunk *= 2
+    raw = np.frombuffer(mv, np.uint8, count=count * stride, offset=tag_pos).reshape(count, stride)
+    return raw[:, tag_len:].copy(), tag_pos + count * stride
 
 
 def decode(cls, mv, pos, end, depth=0):
@@ -82,6 +93,7 @@ def decode(cls, mv, pos, end, depth=0):
     message = cls()
     values = message._values
     fields = cls.FIELDS_BY_NUMBER
+    pieces = {}  # array field -> its arrays in file order, joined once at the end (not once per piece)
     while pos < end:
         tag_pos = pos
         key, pos = _varint(mv, pos, end)
@@ -129,8 +141,7 @@ def decode(cls, mv, pos, end, depth=0):
             else:
                 raw_rows, pos = _unpacked_run(mv, tag_pos, value_pos - tag_pos, end, dtype.itemsize)
                 array = raw_rows.view(dtype).reshape(-1)
-            previous = values.get(name)
-            values[name] = array if previous is None else np.concatenate([previous, array])
+            pieces.setdefault(name, []).append(array)
             continue
 
         if kind == "message":
@@ -177,6 +188,8 @@ def decode(cls, mv, pos, end, depth=0):
             list.extend(values[name], items)
         else:
             values[name] = items[-1]
+    for name, arrays in pieces.items():
+        values[name] = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
     return message
 
 
