@@ -1,31 +1,57 @@
-"""What `eigen-depth info` prints: each layer's name, type, bottoms, tops and blob shapes."""
+"""What `eigen-depth info` prints: each layer's name, type, bottoms, tops, top shapes and blob shapes."""
 import numpy as np
 
 from .caffe import blob_shape, read_caffemodel, read_net
+from .errors import EigenDepthError
+
+
+def _runtime_shapes(net):
+    """({layer: [blob shapes]}, {blob: shape}) from building the net (TEST phase) without weights, or
+    (None, None, reason) when it cannot be built here (e.g. its data sources are absent)."""
+    try:
+        from .net import CaffeNet
+        runtime = CaffeNet(net, "TEST", fill=False)
+    except EigenDepthError as error:
+        return None, None, str(error)
+    params = {layer.name: [tuple(b.shape) for b in layer.blobs] for layer in runtime.layers if len(layer.blobs)}
+    return params, runtime.blob_shapes, None
+
+
+def _dims(shape):
+    return "x".join(map(str, shape))
 
 
 def describe(path, weights_path=None):
-    """A text table of the net at `path` (prototxt or caffemodel), with blob shapes taken from the
-    layers' own blobs or, by layer name, from `weights_path`."""
+    """A text table of the net at `path` (prototxt or caffemodel). Blob shapes come from the layers' own
+    blobs, by layer name from `weights_path`, or else from building the net."""
     net = read_net(path)
     blobs = {layer.name: [blob_shape(b) for b in layer.blobs] for layer in net.layer if len(layer.blobs)}
     if weights_path:
         weights = read_caffemodel(weights_path)
         blobs.update({layer.name: [blob_shape(b) for b in layer.blobs]
                       for layer in weights.layer if len(layer.blobs)})
-    rows = [("layer", "type", "bottoms -> tops", "blobs")]
+    built, tops, problem = _runtime_shapes(net)
+    origin = "weights" if blobs else "the net's definition"
+    if not blobs and built:
+        blobs = built
+    rows = [("layer", "type", "bottoms -> tops", "top shapes", "blobs")]
     total = 0
     for layer in net.layer:
         shapes = blobs.get(layer.name, [])
-        total += sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes)
+        total += sum(int(np.prod(shape, dtype=object)) for shape in shapes)
+        top_shapes = ", ".join(_dims(tops[t]) for t in layer.top if t in tops) if tops else ""
         rows.append((layer.name, layer.type, f"{', '.join(layer.bottom) or '-'} -> {', '.join(layer.top) or '-'}",
-                     "  ".join("x".join(map(str, shape)) for shape in shapes)))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {flow:<{widths[2]}}  {shapes}".rstrip()
-             for name, kind, flow, shapes in rows]
+                     top_shapes, "  ".join(_dims(shape) for shape in shapes)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(f"{cell:<{width}}" for cell, width in zip(row[:4], widths)) + f"  {row[4]}"
+             for row in rows]
+    lines = [line.rstrip() for line in lines]
     title = f"{path}: net '{net.name}', {len(net.layer)} layers"
     if weights_path:
         title += f", weights from {weights_path}"
     lines.insert(0, title)
-    lines.append(f"parameters: {total:,}" + ("" if blobs else " (no weights given: pass --weights)"))
+    note = f" (blob shapes from {origin})" if blobs else " (no blob shapes: pass --weights)"
+    lines.append(f"parameters: {total:,}{note}")
+    if problem and not blobs:
+        lines.append(f"shapes unavailable: {problem}")
     return "\n".join(lines)

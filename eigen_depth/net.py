@@ -88,11 +88,12 @@ class CaffeNet(nn.Module):
     input_shapes: {input blob: shape} overriding the Input layers' shapes (e.g. another batch size).
     data_shapes: {top: shape} for source layers whose shapes come from data (Data, HDF5Data).
     weights: a caffemodel (or NetParameter, or {layer: [arrays]}) to copy by layer name; layers it
-    lacks start from the prototxt's fillers (seeded by `seed`). Load more later with copy_from.
+    lacks start from the prototxt's fillers (seeded by `seed`; fill=False leaves zeros, for shape
+    inspection). Load more later with copy_from.
     """
 
     def __init__(self, net_param, phase=TEST, level=0, stages=(), input_shapes=None, seed=None,
-                 bilinear="2016", source=None, weights=None):
+                 bilinear="2016", source=None, weights=None, fill=True):
         super().__init__()
         if not isinstance(net_param, schema.NetParameter):
             source = os.fspath(net_param)
@@ -116,7 +117,7 @@ class CaffeNet(nn.Module):
         loaded = set(self.copy_report.copied) if self.copy_report else set()
         generator = torch.Generator().manual_seed(seed if seed is not None else 0x5EED)
         for layer in self.layers:
-            if layer.name not in loaded:
+            if fill and layer.name not in loaded:
                 layer.fill(generator, bilinear=self.bilinear)
         self._tie_shared_blobs()
 

@@ -54,28 +54,38 @@ def test_info_prints_layer_names_types_and_blob_shapes(capsys, deploy_files):
     status, out, _ = run_cli(capsys, "info", prototxt, "--weights", caffemodel)
     rows = [line.split() for line in out.splitlines()]
     assert status == 0
-    assert ["input", "Input", "-", "->", "data"] in rows
-    assert ["conv1", "Convolution", "data", "->", "conv1", "96x3x11x11", "96"] in rows
-    assert ["relu1", "ReLU", "conv1", "->", "conv1"] in rows
-    assert ["fc", "InnerProduct", "conv1", "->", "fc", "1x1x2x10", "1x1x1x2"] in rows
+    # name, type, bottoms -> tops, top shape, blob shapes (Caffe's output size for conv1: (227-11)/4+1 = 55)
+    assert ["input", "Input", "-", "->", "data", "1x3x227x227"] in rows
+    assert ["conv1", "Convolution", "data", "->", "conv1", "1x96x55x55", "96x3x11x11", "96"] in rows
+    assert ["relu1", "ReLU", "conv1", "->", "conv1", "1x96x55x55"] in rows
+    assert ["fc", "InnerProduct", "conv1", "->", "fc", "1x2", "1x1x2x10", "1x1x1x2"] in rows
 
 
 def test_info_prints_the_parameter_count(capsys, deploy_files):
     prototxt, caffemodel = deploy_files
     _, out, _ = run_cli(capsys, "info", prototxt, "--weights", caffemodel)
-    assert out.splitlines()[-1] == "parameters: 34,966"  # 96*3*11*11 + 96 + 2*10 + 2
+    assert out.splitlines()[-1] == "parameters: 34,966 (blob shapes from weights)"  # 96*3*11*11 + 96 + 2*10 + 2
 
 
 def test_info_on_a_caffemodel_alone_uses_its_own_blobs(capsys, deploy_files):
     _, caffemodel = deploy_files
     status, out, _ = run_cli(capsys, "info", caffemodel)
-    assert status == 0 and "96x3x11x11" in out and out.splitlines()[-1] == "parameters: 34,966"
+    assert status == 0 and "96x3x11x11" in out
+    assert out.splitlines()[-1] == "parameters: 34,966 (blob shapes from weights)"
 
 
-def test_info_without_weights_says_how_to_give_them(capsys, deploy_files):
+def test_info_without_weights_derives_blob_shapes_from_the_definition(capsys, deploy_files):
     prototxt, _ = deploy_files
     _, out, _ = run_cli(capsys, "info", prototxt)
-    assert out.splitlines()[-1] == "parameters: 0 (no weights given: pass --weights)"
+    # conv1 96*3*11*11 + 96 = 34,944; fc over 96*55*55 = 290,400 inputs: 2*290,400 + 2
+    assert out.splitlines()[-1] == f"parameters: {34944 + 2 * 290400 + 2:,} (blob shapes from the net's definition)"
+
+
+def test_info_without_weights_or_a_buildable_net_says_how_to_give_them(capsys, tmp_path):
+    (tmp_path / "odd.prototxt").write_text('layer { name: "a" type: "Frobnicate" top: "a" }')
+    _, out, _ = run_cli(capsys, "info", tmp_path / "odd.prototxt")
+    assert out.splitlines()[-2] == "parameters: 0 (no blob shapes: pass --weights)"
+    assert "Frobnicate" in out.splitlines()[-1]
 
 
 # ------------------------------------------------------------------------------------------- upgrade
