@@ -1,0 +1,364 @@
+"""Caffe's solvers on CaffeNet: SolverParameter semantics, the update rules, snapshots and resuming.
+
+The update follows sgd_solver.cpp and its siblings exactly, per learnable blob:
+    clip (global L2 norm, clip_gradients) -> normalise (diff / iter_size) -> regularise
+    (diff += weight_decay * decay_mult * w, L2; or * sign(w), L1) -> the solver's rule with
+    local_lr = lr(iter) * lr_mult -> w -= diff
+SGD: v = momentum * v + local_lr * diff; w -= v. Nesterov, AdaGrad, RMSProp, AdaDelta and Adam use Caffe's
+formulas and history layouts (AdaDelta and Adam keep two history blobs per parameter: all the first
+ones, then all the second ones), so .solverstate files interchange with Caffe's.
+
+Snapshots are written after the update when iter % snapshot == 0 and at the end, as
+`<prefix>_iter_<N>.caffemodel` + `.solverstate` (+ the deploy prototxt as `<prefix>_iter_<N>.prototxt`
+when one is known), atomically. Data comes from the train net's own Data layers, or from a `feeder`:
+a callable returning {top name: batch} for the net's source tops, with `state()`/`restore(state)` so a
+resumed run sees the same batches as an uninterrupted one.
+"""
+import math
+import os
+import shutil
+from collections import deque
+
+import numpy as np
+import torch
+
+from .caffe import array_to_blob, blob_to_array, read_solverstate, read_solver, schema, write_solverstate
+from .caffe.io import read_prototxt
+from .errors import CaffemodelError, EigenDepthError, PrototxtError
+from .net import CaffeNet
+
+SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+TWO_HISTORIES = ("AdaDelta", "Adam")
+
+
+def learning_rate(param, iteration, current_step=0):
+    """Caffe's GetLearningRate for `iteration`; returns (rate, current_step) since multistep is stateful."""
+    policy, base = param.lr_policy, param.base_lr
+    if policy == "fixed":
+        return base, current_step
+    if policy == "step":
+        if param.stepsize <= 0:
+            raise PrototxtError("lr_policy 'step' needs a positive stepsize")
+        current_step = iteration // param.stepsize
+        return base * param.gamma ** current_step, current_step
+    if policy == "exp":
+        return base * param.gamma ** iteration, current_step
+    if policy == "inv":
+        return base * (1 + param.gamma * iteration) ** (-param.power), current_step
+    if policy == "multistep":
+        values = list(param.stepvalue)
+        if current_step < len(values) and iteration >= values[current_step]:
+            current_step += 1
+        return base * param.gamma ** current_step, current_step
+    if policy == "poly":
+        return base * (1 - iteration / param.max_iter) ** param.power, current_step
+    if policy == "sigmoid":
+        return base * (1 / (1 + math.exp(-param.gamma * (iteration - param.stepsize)))), current_step
+    raise PrototxtError(f"unknown lr_policy '{policy}': use fixed, step, exp, inv, multistep, poly or sigmoid")
+
+
+def resolve(path, folder):
+    """A path from a solver file: as given when it exists from the working directory (Caffe's rule),
+    else relative to the solver's folder."""
+    if not path or os.path.isabs(path) or os.path.exists(path) or folder is None:
+        return path
+    return os.path.join(folder, path)
+
+
+class Solver:
+    """A Caffe solver: `Solver(solver_prototxt_or_param, device=..., feeder=..., deploy=...)`.
+
+    The train net is built in the TRAIN phase, test nets in the TEST phase sharing the train net's blobs
+    by layer name. `step(n)`, `solve()`, `snapshot()`, `restore(solverstate)`, `test()`, `iter`.
+    """
+
+    def __init__(self, solver, device="cpu", feeder=None, test_feeders=None, deploy=None, callbacks=(),
+                 distributed=None):
+        if isinstance(solver, schema.SolverParameter):
+            self.param, self.folder = solver, None
+        else:
+            self.param, self.folder = read_solver(solver), os.path.dirname(os.path.abspath(solver))
+        self.type = self.param.type
+        if self.type not in SOLVER_TYPES:
+            raise PrototxtError(f"unknown solver type '{self.type}': use one of {', '.join(SOLVER_TYPES)}")
+        self.device = torch.device(device)
+        self.distributed = distributed  # (rank, world_size) when torch.distributed is initialised
+        if self.param.random_seed >= 0:
+            torch.manual_seed(self.param.random_seed)
+            np.random.seed(self.param.random_seed % 2**32)
+        self.net = self._build_net(schema.TRAIN, self.param.train_state).to(self.device)
+        self.test_nets = [self._share(self._build_net(schema.TEST, state)).to(self.device)
+                          for state in self._test_states()]
+        self.feeder, self.test_feeders = feeder, list(test_feeders or [])
+        self.deploy = deploy if deploy is not None else self._sibling_deploy()
+        self.iter, self.current_step = 0, 0
+        self.params = self.net.learnable_params()
+        count = 2 if self.type in TWO_HISTORIES else 1
+        self.history = [torch.zeros_like(info.parameter) for _ in range(count) for info in self.params]
+        self.losses = deque(maxlen=max(1, self.param.average_loss))
+        self.smoothed_loss = None
+        self.callbacks = list(callbacks)
+
+    # Nets -------------------------------------------------------------------------------------
+    def _net_source(self):
+        p = self.param
+        if p.HasField("net_param") or p.HasField("train_net_param"):
+            return p.train_net_param if p.HasField("train_net_param") else p.net_param, "<inline net>"
+        path = p.train_net or p.net
+        if not path:
+            raise PrototxtError("the solver names no net: set `net: \"net_train.prototxt\"`")
+        path = resolve(path, self.folder)
+        return read_prototxt(path, schema.NetParameter), path
+
+    def _build_net(self, phase, state):
+        net_param, source = self._net_source()
+        stages = tuple(state.stage) if state is not None else ()
+        level = state.level if state is not None else 0
+        return CaffeNet(net_param, phase, level=level, stages=stages, source=source)
+
+    def _test_states(self):
+        if not len(self.param.test_iter):
+            return []
+        states = list(self.param.test_state)
+        return [states[i] if i < len(states) else None for i in range(len(self.param.test_iter))]
+
+    def _share(self, test_net):
+        """Caffe's ShareTrainedLayersWith: the test net uses the train net's blobs, by layer name."""
+        train = {layer.name: layer for layer in self.net.layers}
+        for layer in test_net.layers:
+            source = train.get(layer.name)
+            if source is None or not len(layer.blobs):
+                continue
+            for index, blob in enumerate(source.blobs):
+                if index < len(layer.blobs):
+                    if layer.blobs[index].shape != blob.shape:
+                        raise EigenDepthError(f"test net layer '{layer.name}' blob {index} has shape "
+                                              f"{tuple(layer.blobs[index].shape)}, the train net's "
+                                              f"{tuple(blob.shape)}")
+                    layer.blobs[index] = blob
+        return test_net
+
+    def _sibling_deploy(self):
+        _, source = self._net_source()
+        if source and source.endswith("net_train.prototxt"):
+            candidate = source[: -len("net_train.prototxt")] + "net_deploy.prototxt"
+            if os.path.exists(candidate):
+                return candidate
+        return None
+
+    # Learning rate and update ------------------------------------------------------------------
+    def learning_rate(self):
+        rate, self.current_step = learning_rate(self.param, self.iter, self.current_step)
+        return rate
+
+    def _clip_gradients(self):
+        clip = self.param.clip_gradients
+        if clip < 0:
+            return
+        grads = [info.parameter.grad for info in self.params if info.parameter.grad is not None]
+        norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
+        if norm > clip:
+            for grad in grads:
+                grad.mul_(clip / norm)
+
+    def apply_update(self):
+        """One Caffe ApplyUpdate on the gradients accumulated in .grad."""
+        rate = self.learning_rate()
+        self._clip_gradients()
+        p = self.param
+        count = len(self.params)
+        with torch.no_grad():
+            for index, info in enumerate(self.params):
+                weight = info.parameter
+                if weight.grad is None:
+                    if info.lr_mult == 0:
+                        continue
+                    weight.grad = torch.zeros_like(weight)
+                diff = weight.grad
+                if p.iter_size > 1:
+                    diff.div_(p.iter_size)
+                decay = p.weight_decay * info.decay_mult
+                if decay:
+                    if p.regularization_type == "L2":
+                        diff.add_(weight, alpha=decay)
+                    elif p.regularization_type == "L1":
+                        diff.add_(torch.sign(weight), alpha=decay)
+                    else:
+                        raise PrototxtError(f"unknown regularization_type '{p.regularization_type}': use L1 or L2")
+                local_rate = rate * info.lr_mult
+                update = self._rule(index, count, diff, local_rate)
+                weight.sub_(update)
+        return rate
+
+    def _rule(self, index, count, diff, local_rate):
+        p, history = self.param, self.history
+        h = history[index]
+        if self.type == "SGD":
+            h.mul_(p.momentum).add_(diff, alpha=local_rate)
+            return h
+        if self.type == "Nesterov":
+            previous = h.clone()
+            h.mul_(p.momentum).add_(diff, alpha=local_rate)
+            return h * (1 + p.momentum) - previous * p.momentum
+        if self.type == "AdaGrad":
+            h.add_(diff * diff)
+            return local_rate * diff / (h.sqrt() + p.delta)
+        if self.type == "RMSProp":
+            h.mul_(p.rms_decay).add_(diff * diff, alpha=1 - p.rms_decay)
+            return local_rate * diff / (h.sqrt() + p.delta)
+        if self.type == "AdaDelta":
+            update_history = history[count + index]
+            h.mul_(p.momentum).add_(diff * diff, alpha=1 - p.momentum)
+            update = ((update_history + p.delta) / (h + p.delta)).sqrt_() * diff
+            update_history.mul_(p.momentum).add_(update * update, alpha=1 - p.momentum)
+            return local_rate * update
+        # Adam: m in history[index], v in history[count + index]; t = iter + 1
+        m, v = h, history[count + index]
+        beta1, beta2 = p.momentum, p.momentum2
+        m.mul_(beta1).add_(diff, alpha=1 - beta1)
+        v.mul_(beta2).add_(diff * diff, alpha=1 - beta2)
+        t = self.iter + 1
+        correction = math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+        return local_rate * correction * m / (v.sqrt() + p.delta)
+
+    # Iterations --------------------------------------------------------------------------------
+    def _batch(self, feeder):
+        if feeder is None:
+            return {}
+        return {name: torch.as_tensor(value).to(self.device, non_blocking=True) for name, value in feeder().items()}
+
+    def forward_backward(self):
+        """One forward and backward pass of the train net; returns the loss (a float)."""
+        blobs = self.net(self._batch(self.feeder))
+        loss = self.net.total_loss(blobs)
+        if loss is None:
+            raise EigenDepthError(f"{self.net.source}: the train net has no loss layer (no loss_weight)")
+        if loss.requires_grad:
+            loss.backward()
+        return loss.item()
+
+    def _all_reduce_gradients(self):
+        if not self.distributed:
+            return
+        import torch.distributed as dist
+        world = self.distributed[1]
+        grads = [info.parameter.grad for info in self.params if info.parameter.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat.div_(world)  # Caffe's multi-GPU averages the per-device gradients
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
+
+    def step(self, iterations):
+        """Caffe's Solver::Step: test at test_interval, iter_size forward/backward passes, the update,
+        snapshots at `snapshot` iterations."""
+        p = self.param
+        for _ in range(iterations):
+            if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
+                self._notify("test", self.iter, self.test())
+            for info in self.params:
+                info.parameter.grad = None
+            loss = sum(self.forward_backward() for _ in range(max(1, p.iter_size))) / max(1, p.iter_size)
+            self._all_reduce_gradients()
+            self.losses.append(loss)
+            self.smoothed_loss = sum(self.losses) / len(self.losses)
+            rate = self.apply_update()
+            self.iter += 1
+            self._notify("iteration", self.iter, {"loss": loss, "smoothed_loss": self.smoothed_loss, "lr": rate})
+            if p.snapshot and self.iter % p.snapshot == 0:
+                self.snapshot()
+
+    def solve(self, resume=None):
+        """Runs to max_iter (from a .solverstate when given), then the final snapshot and test."""
+        if resume:
+            self.restore(resume)
+        p = self.param
+        self.step(max(0, p.max_iter - self.iter))
+        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
+            self.snapshot()
+        if p.test_interval and self.iter % p.test_interval == 0:
+            self._notify("test", self.iter, self.test())
+
+    def test(self):
+        """Runs every test net test_iter[i] times; returns {'net i/blob': mean value} (Caffe's TestAll).
+        Loss outputs are reported times their loss weight, as Caffe prints them."""
+        results = {}
+        for index, net in enumerate(self.test_nets):
+            feeder = self.test_feeders[index] if index < len(self.test_feeders) else None
+            sums = {}
+            with torch.no_grad():
+                for _ in range(self.param.test_iter[index]):
+                    blobs = net(self._batch(feeder))
+                    for name, value in blobs.items():
+                        sums[name] = sums.get(name, 0.0) + value.double().mean().item() * self._weight(net, name)
+            for name, total in sums.items():
+                results[f"test{index}/{name}"] = total / self.param.test_iter[index]
+        return results
+
+    @staticmethod
+    def _weight(net, blob):
+        for tops, weights in zip(net.layer_tops, net.loss_weights):
+            for top, weight in zip(tops, weights):
+                if top == blob and weight:
+                    return weight
+        return 1.0
+
+    def _notify(self, event, iteration, values):
+        for callback in self.callbacks:
+            callback(event, iteration, values)
+
+    # Snapshots -------------------------------------------------------------------------------
+    def snapshot_prefix(self):
+        prefix = self.param.snapshot_prefix
+        if not prefix:
+            _, source = self._net_source()
+            prefix = os.path.splitext(source)[0] if source and not source.startswith("<") else "snapshot"
+        return resolve(prefix, None)
+
+    def snapshot(self):
+        """Writes <prefix>_iter_<N>.caffemodel, .solverstate and (when known) .prototxt; returns the
+        caffemodel path. Only rank 0 writes under torch.distributed."""
+        base = f"{self.snapshot_prefix()}_iter_{self.iter}"
+        if self.distributed and self.distributed[0] != 0:
+            return base + ".caffemodel"
+        folder = os.path.dirname(base)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        model_path = base + ".caffemodel"
+        self.net.save(model_path)
+        state = schema.SolverState(iter=self.iter, learned_net=model_path, current_step=self.current_step)
+        for history in self.history:
+            state.history.append(array_to_blob(history.detach().cpu().numpy()))
+        write_solverstate(state, base + ".solverstate")
+        if self.deploy:
+            shutil.copyfile(self.deploy, base + ".prototxt.part")
+            os.replace(base + ".prototxt.part", base + ".prototxt")
+        self._notify("snapshot", self.iter, {"caffemodel": model_path})
+        return model_path
+
+    def restore(self, path):
+        """Resumes from a .solverstate: iteration, lr step, momentum history, weights (learned_net)."""
+        state = read_solverstate(path)
+        if len(state.history) != len(self.history):
+            raise CaffemodelError(f"{path}: holds {len(state.history)} history blobs but this {self.type} "
+                                  f"solver has {len(self.history)}: is it from another net or solver type?")
+        with torch.no_grad():
+            for index, (blob, history) in enumerate(zip(state.history, self.history)):
+                array = blob_to_array(blob, f"{path}: history {index}")
+                if array.size != history.numel():
+                    raise CaffemodelError(f"{path}: history {index} holds {array.size} values, the net's blob "
+                                          f"{tuple(history.shape)} needs {history.numel()}")
+                history.copy_(torch.from_numpy(np.ascontiguousarray(array)).reshape(history.shape))
+        learned = state.learned_net
+        if learned and not os.path.exists(learned):
+            learned = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(learned))
+        if learned:
+            self.net.copy_from(learned)
+        self.iter, self.current_step = state.iter, state.current_step
+        for feeder in [self.feeder] + self.test_feeders:
+            if feeder is not None and hasattr(feeder, "seek"):
+                feeder.seek(self.iter * max(1, self.param.iter_size))
