@@ -19,7 +19,8 @@ import torch
 from .caffe.schema import TEST, TRAIN
 from .net import CaffeNet, parse_phase
 
-__all__ = ["Net", "TRAIN", "TEST", "set_mode_cpu", "set_mode_gpu", "set_device", "io", "Blob"]
+__all__ = ["Net", "TRAIN", "TEST", "set_mode_cpu", "set_mode_gpu", "set_device", "io", "Blob", "get_solver",
+           "SGDSolver", "NesterovSolver", "AdaGradSolver", "RMSPropSolver", "AdaDeltaSolver", "AdamSolver"]
 
 _MODE = {"gpu": False, "device_id": 0}
 
@@ -131,9 +132,13 @@ class Net:
                 weights = arg
             else:
                 phase = arg
-        self.phase = parse_phase(TEST if phase is None else phase)
-        self.device = resolve_device(device)
-        self.net = CaffeNet(network_file, self.phase, level=level, stages=stages, weights=weights).to(self.device)
+        if isinstance(network_file, CaffeNet):  # a view of an existing net (a solver's)
+            self.net, self.phase, self.device = network_file, network_file.phase, network_file.device
+        else:
+            self.phase = parse_phase(TEST if phase is None else phase)
+            self.device = resolve_device(device)
+            self.net = CaffeNet(network_file, self.phase, level=level, stages=stages,
+                                weights=weights).to(self.device)
         self._values = {}
         self._inputs = {name: torch.zeros(self.net.blob_shapes[name]) for name in self.net.input_names}
         self._loss = None
@@ -235,6 +240,74 @@ class Net:
     def reshape(self):
         """Rebuilds the layers for the input blobs' current shapes (pycaffe's net.reshape())."""
         self.net.reshape({name: tuple(t.shape) for name, t in self._inputs.items()})
+
+
+class SGDSolver:
+    """pycaffe's solver classes: SGDSolver(solver_prototxt) and its siblings force their update rule;
+    get_solver() takes the file's `type`. `.net`, `.test_nets`, `.iter`, `.step(n)`, `.solve()`,
+    `.snapshot()`, `.restore(solverstate)`. A net fed by Input layers trains on whatever its input
+    blobs hold at each step, as in pycaffe."""
+
+    TYPE = "SGD"
+
+    def __init__(self, solver_file, device=None, feeder=None):
+        from .solver import Solver
+        self._solver = Solver(solver_file, device=resolve_device(device), solver_type=self.TYPE)
+        self.net = Net(self._solver.net)
+        self.test_nets = [Net(net) for net in self._solver.test_nets]
+        if feeder is not None:
+            self._solver.feeder = feeder
+        elif self._solver.net.input_names:
+            self._solver.feeder = lambda: dict(self.net._inputs)
+
+    @property
+    def iter(self):
+        return self._solver.iter
+
+    @property
+    def param(self):
+        return self._solver.param
+
+    def step(self, iterations):
+        self._solver.step(iterations)
+
+    def solve(self, resume=None):
+        self._solver.solve(resume)
+
+    def snapshot(self):
+        return self._solver.snapshot()
+
+    def restore(self, solverstate):
+        self._solver.restore(solverstate)
+
+
+class NesterovSolver(SGDSolver):
+    TYPE = "Nesterov"
+
+
+class AdaGradSolver(SGDSolver):
+    TYPE = "AdaGrad"
+
+
+class RMSPropSolver(SGDSolver):
+    TYPE = "RMSProp"
+
+
+class AdaDeltaSolver(SGDSolver):
+    TYPE = "AdaDelta"
+
+
+class AdamSolver(SGDSolver):
+    TYPE = "Adam"
+
+
+def get_solver(solver_file, device=None, feeder=None):
+    """The solver of the file's `type` (pycaffe's caffe.get_solver)."""
+    from .caffe import read_solver
+    kind = read_solver(solver_file).type
+    classes = {cls.TYPE: cls for cls in (SGDSolver, NesterovSolver, AdaGradSolver, RMSPropSolver, AdaDeltaSolver,
+                                         AdamSolver)}
+    return classes[kind](solver_file, device, feeder)
 
 
 class _IO:

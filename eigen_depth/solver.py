@@ -73,12 +73,12 @@ class Solver:
     """
 
     def __init__(self, solver, device="cpu", feeder=None, test_feeders=None, deploy=None, callbacks=(),
-                 distributed=None):
+                 distributed=None, solver_type=None):
         if isinstance(solver, schema.SolverParameter):
             self.param, self.folder = solver, None
         else:
             self.param, self.folder = read_solver(solver), os.path.dirname(os.path.abspath(solver))
-        self.type = self.param.type
+        self.type = solver_type or self.param.type
         if self.type not in SOLVER_TYPES:
             raise PrototxtError(f"unknown solver type '{self.type}': use one of {', '.join(SOLVER_TYPES)}")
         self.device = torch.device(device)

@@ -136,3 +136,38 @@ def test_cuda_request_without_a_gpu_says_what_to_do(files):
     else:
         with pytest.raises(RuntimeError, match="set_mode_cpu"):
             caffe.Net(files[0], files[1], caffe.TEST, device="cuda")
+
+
+SOLVER_NET = """
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 2 } } }
+layer { name: "y" type: "Input" top: "y" input_param { shape { dim: 2 dim: 1 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "p" inner_product_param { num_output: 1 } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "p" bottom: "y" top: "loss" }
+"""
+
+
+def write_solver(tmp_path, kind="SGD"):
+    (tmp_path / "train.prototxt").write_text(SOLVER_NET)
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "train.prototxt" base_lr: 0.1 momentum: 0 lr_policy: "fixed" max_iter: 3 type: "{kind}" '
+        f'snapshot_prefix: "{tmp_path}/snaps/" snapshot_after_train: true')
+    return str(tmp_path / "solver.prototxt")
+
+
+def test_thesis_style_solver_script_ports_with_one_import_change(tmp_path):
+    solver = caffe.SGDSolver(write_solver(tmp_path))
+    solver.net.params["ip"][0].data[...] = [[1, 2]]  # copy weights in, as the thesis's scripts did
+    solver.net.params["ip"][1].data[...] = [0.5]
+    solver.net.blobs["x"].data[...] = [[1, 1], [2, 0]]
+    solver.net.blobs["y"].data[...] = [[0], [1]]
+    solver.step(1)
+    # p = [3.5, 2.5], r = [3.5, 1.5]; dW = r^T x / N = [6.5, 3.5] / 2; db = 5 / 2; w -= 0.1 * grad
+    np.testing.assert_allclose(solver.net.params["ip"][0].data, [[0.675, 1.825]], rtol=1e-6)
+    np.testing.assert_allclose(solver.net.params["ip"][1].data, [0.25], rtol=1e-6)
+    assert solver.iter == 1
+    solver.solve()
+    assert solver.iter == 3 and (tmp_path / "snaps" / "_iter_3.caffemodel").exists()
+
+
+def test_get_solver_takes_the_type_from_the_file(tmp_path):
+    assert type(caffe.get_solver(write_solver(tmp_path, "Adam"))) is caffe.AdamSolver
