@@ -70,6 +70,27 @@ def _time(parser):
     return run
 
 
+def _evaluator_command(name, tool, help_text):
+    """The evaluator's tools as subcommands: the same options as tools/<tool>.py."""
+    @command(name, help_text)
+    def build(parser):
+        from .evaluate import add_arguments
+        add_arguments(parser, tool)
+
+        def run(args):
+            from .evaluate import run_args
+            return run_args(args, tool)
+        return run
+    return build
+
+
+_evaluator_command("test-depth", "test_depth",
+                   "evaluate every snapshot of a folder on *colors*/*depth* image pairs (tools/test_depth.py)")
+_evaluator_command("get-depth", "get_depth", "predict depth for every image of a folder with every snapshot "
+                                             "(tools/get_depth.py)")
+_evaluator_command("test-grad", "test_grad", "evaluate gradient-network snapshots (tools/test_grad.py)")
+
+
 def _one_line(error):
     """The error's text on one line, whatever line breaks a file name or a quoted token holds."""
     return " ".join(str(error).splitlines())
