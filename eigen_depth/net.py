@@ -17,6 +17,7 @@ from torch import nn
 from .caffe import array_to_blob, blob_to_array, read_caffemodel, read_net, schema
 from .caffe.schema import TEST, TRAIN
 from .errors import CaffemodelError, LayerError, ShapeError
+from .data import layers as _data_layers  # noqa: F401  (registers the Data and HDF5Data layers)
 from .layers import layer_class
 
 PHASE_NAMES = {TRAIN: "TRAIN", TEST: "TEST"}

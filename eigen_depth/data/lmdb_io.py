@@ -1,0 +1,283 @@
+"""Caffe LMDBs of Datum records: reading, and writing as Caffe's convert_imageset does.
+
+convert_imageset ROOT LISTFILE DB reads the list (one `<file> <label>` per line; the label follows the
+last space), optionally shuffles it, and for line i stores key `%08d_<file>` (i in list order after the
+shuffle) -> a serialized Datum. Images are read by OpenCV (`cv::imread`, IMREAD_COLOR, so 3 channels in
+BGR order; IMREAD_GRAYSCALE with --gray), resized with cv::resize's default bilinear interpolation when
+both --resize_height and --resize_width are given, and stored channel-major (C, H, W) with encoded:
+false; with --encoded the Datum holds the image file's bytes verbatim when no resize or colour change is
+needed, else the image re-encoded in the file's format, and encoded: true. Records are committed every
+1000 images. This module writes the same keys and the same bytes (tests check them byte for byte).
+
+Differences: Caffe's --shuffle uses its own generator, so the order differs (here it is seeded); the
+database is written under a temporary name and renamed when complete, so an interrupted run leaves no
+half database; an existing database is an error (Caffe's db::NEW fails too).
+"""
+import os
+import shutil
+import sys
+import threading
+import weakref
+
+import numpy as np
+
+from ..caffe import decode_datum, encode_datum, encoded_datum
+from ..errors import DatasetError
+from . import pairs as pairs_io
+
+COMMIT_EVERY = 1000  # convert_imageset commits every 1000 records
+LMDB_MAP_SIZE = 1 << 40 if sys.maxsize > 2 ** 32 else 1 << 30  # Caffe's db_lmdb.cpp: 1 TB
+
+
+# -- Reading --------------------------------------------------------------------------------------------
+def is_lmdb(path):
+    """True for an LMDB directory (holding data.mdb) or an LMDB data file."""
+    path = os.fspath(path)
+    return os.path.isfile(os.path.join(path, "data.mdb")) or (os.path.isfile(path) and path.endswith(".mdb"))
+
+
+class _SharedEnvironment:
+    """One read-only lmdb.Environment per database file (py-lmdb refuses to open one twice in a process);
+    closed when the last reader lets go of it."""
+
+    def __init__(self, env):
+        self.env = env
+        weakref.finalize(self, env.close)
+
+
+_ENVIRONMENTS = weakref.WeakValueDictionary()
+_ENVIRONMENTS_LOCK = threading.Lock()
+
+
+def _open_environment(path):
+    import lmdb
+    subdir = os.path.isdir(path)
+    data_file = os.path.join(path, "data.mdb") if subdir else path
+    stat = os.stat(data_file)
+    key = (os.path.realpath(data_file), stat.st_ino, stat.st_dev)  # a rebuilt database is a new file
+    with _ENVIRONMENTS_LOCK:
+        shared = _ENVIRONMENTS.get(key)
+        if shared is None:
+            try:
+                env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, subdir=subdir,
+                                max_readers=1024)
+            except lmdb.Error as error:
+                raise DatasetError(f"{path}: cannot open the LMDB ({error})") from None
+            shared = _ENVIRONMENTS[key] = _SharedEnvironment(env)
+        return shared
+
+
+class LmdbReader:
+    """Random access to an LMDB's records in key order (thread-safe: one read transaction per thread).
+
+    keys: all keys, sorted as LMDB sorts them (bytewise), i.e. the order Caffe's cursor reads them.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not is_lmdb(self.path):
+            raise DatasetError(f"{self.path}: not an LMDB (no data.mdb inside); write one with make_lmdb.py "
+                               f"or convert_imageset.py")
+        self._shared = _open_environment(self.path)
+        self.env = self._shared.env
+        with self.env.begin() as txn:
+            self.keys = list(txn.cursor().iternext(keys=True, values=False))
+        if not self.keys:
+            raise DatasetError(f"{self.path}: the LMDB holds no records")
+        self._local = threading.local()
+
+    def __len__(self):
+        return len(self.keys)
+
+    def _txn(self):
+        txn = getattr(self._local, "txn", None)
+        if txn is None:
+            txn = self._local.txn = self.env.begin(buffers=False)
+        return txn
+
+    def value(self, index):
+        """The serialized value of record `index` (bytes)."""
+        value = self._txn().get(self.keys[index])
+        if value is None:
+            raise DatasetError(f"{self.path}: record {self.keys[index]!r} vanished while reading")
+        return value
+
+    def datum(self, index):
+        """(array (C, H, W), label) of record `index`; encoded images are decoded by OpenCV (BGR)."""
+        where = f"{self.path}: record {self.keys[index].decode('utf-8', 'replace')}"
+        return decode_datum(self.value(index), where)
+
+    def close(self):
+        """Lets go of the database (it closes when no reader holds it)."""
+        self._local = threading.local()
+        self._shared = self.env = None
+
+
+def read_keys(path):
+    """All keys of an LMDB as strings, in key order."""
+    reader = LmdbReader(path)
+    try:
+        return [key.decode("utf-8", "replace") for key in reader.keys]
+    finally:
+        reader.close()
+
+
+def key_index(key):
+    """The list position a convert_imageset key starts with (`00000042_x.png` -> 42), or None."""
+    head = key.split(b"_", 1)[0] if isinstance(key, bytes) else key.split("_", 1)[0]
+    return int(head) if len(head) == 8 and head.isdigit() else None
+
+
+def check_paired(paths):
+    """DatasetError unless the LMDBs hold the same number of records whose keys start with the same
+    8-digit positions, in the same order (what keeps two Data layers paired record by record)."""
+    readers = [LmdbReader(p) for p in paths]
+    try:
+        first = readers[0]
+        for other in readers[1:]:
+            if len(other) != len(first):
+                raise DatasetError(f"{other.path} holds {len(other)} records but {first.path} holds {len(first)}: "
+                                   f"the two Data layers would drift apart; rebuild them together with make_lmdb.py")
+            for a, b in zip(first.keys, other.keys):
+                if key_index(a) != key_index(b):
+                    raise DatasetError(f"{first.path} and {other.path} are not paired: key {a!r} meets {b!r}; "
+                                       f"rebuild them together with make_lmdb.py")
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def compute_mean(path):
+    """The mean record of an LMDB as float32 (C, H, W), as Caffe's compute_image_mean computes it."""
+    reader = LmdbReader(path)
+    try:
+        total = None
+        for index in range(len(reader)):
+            array, _ = reader.datum(index)
+            total = array.astype(np.float64) if total is None else total + array
+            if total.shape != array.shape:
+                raise DatasetError(f"{path}: records of different shapes; a mean needs one size")
+        return (total / len(reader)).astype(np.float32)
+    finally:
+        reader.close()
+
+
+# -- Writing --------------------------------------------------------------------------------------------
+class LmdbWriter:
+    """Writes records to a new LMDB in the order given, committing every 1000 as convert_imageset does;
+    the database appears at `path` only when close() succeeds (use as a context manager). The map size is
+    Caffe's 1 TB of address space (the file only grows as records are added)."""
+
+    def __init__(self, path, overwrite=False):
+        import lmdb
+        self.path = os.path.abspath(os.fspath(path))
+        if os.path.exists(self.path) and not overwrite:
+            raise DatasetError(f"{self.path}: already exists; remove it or pass --overwrite")
+        parent = os.path.dirname(self.path)
+        os.makedirs(parent, exist_ok=True)
+        self.partial = os.path.join(parent, f".{os.path.basename(self.path)}.partial")
+        shutil.rmtree(self.partial, ignore_errors=True)
+        self.env = lmdb.open(self.partial, map_size=LMDB_MAP_SIZE, subdir=True, meminit=False)
+        self._txn = self.env.begin(write=True)
+        self.count = 0
+
+    def put(self, key, value):
+        """Stores one record (key: str or bytes, value: bytes)."""
+        self._txn.put(key.encode("utf-8") if isinstance(key, str) else key, value)
+        self.count += 1
+        if self.count % COMMIT_EVERY == 0:
+            self._txn.commit()
+            self._txn = self.env.begin(write=True)
+
+    def close(self):
+        """Commits the rest and moves the database into place."""
+        self._txn.commit()
+        self.env.sync(True)
+        self.env.close()
+        if os.path.isdir(self.path):
+            shutil.rmtree(self.path)
+        elif os.path.exists(self.path):
+            os.unlink(self.path)
+        os.replace(self.partial, self.path)
+
+    def abort(self):
+        """Drops the partial database."""
+        try:
+            self._txn.abort()
+            self.env.close()
+        finally:
+            shutil.rmtree(self.partial, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_list_file(path):
+    """convert_imageset's list file: [(file, label)], the label after the last space (0 when absent)."""
+    lines = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            name, space, label = line.rpartition(" ")
+            if not space:
+                name, label = line, "0"
+            try:
+                lines.append((name, int(label)))
+            except ValueError:
+                raise DatasetError(f"{path}:{number}: expected '<file> <integer label>', got {line!r}") from None
+    if not lines:
+        raise DatasetError(f"{path}: the list file names no images")
+    return lines
+
+
+def image_datum(path, label=0, resize_height=0, resize_width=0, is_color=True, encoded=False):
+    """The serialized Datum convert_imageset stores for one image (see the module docstring)."""
+    import cv2
+    image = pairs_io.read_color_bgr(path) if is_color else pairs_io.read_gray(path)
+    resized = resize_height > 0 and resize_width > 0
+    if resized:
+        image = cv2.resize(image, (resize_width, resize_height))
+    if encoded:
+        extension = os.path.splitext(path)[1].lower()
+        # Caffe keeps the file's bytes unless a size was asked for (either one) or the channels changed
+        if not resize_height and not resize_width and (image.ndim == 3) == is_color:
+            with open(path, "rb") as handle:
+                return encoded_datum(handle.read(), label).SerializeToString()
+        ok, buffer = cv2.imencode(extension or ".png", image)
+        if not ok:
+            raise DatasetError(f"{path}: OpenCV cannot re-encode the image as {extension}")
+        return encoded_datum(buffer.tobytes(), label).SerializeToString()
+    chw = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    return encode_datum(chw, label)
+
+
+def convert_imageset(root, list_file, db, resize_height=0, resize_width=0, gray=False, shuffle=False,
+                     encoded=False, seed=0, check_size=False, overwrite=False, progress=True):
+    """Caffe's convert_imageset (see the module docstring); returns the number of records written."""
+    from tqdm import tqdm
+    lines = read_list_file(list_file)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(len(lines))
+        lines = [lines[i] for i in order]
+    size = None
+    with LmdbWriter(db, overwrite=overwrite) as writer:
+        for line_id, (name, label) in enumerate(tqdm(lines, desc=os.path.basename(os.fspath(db)), unit="img",
+                                                     disable=not progress)):
+            value = image_datum(os.path.join(os.fspath(root), name) if root else name, label,
+                                resize_height, resize_width, not gray, encoded)
+            if check_size and not encoded:
+                if size is None:
+                    size = len(value)
+                elif len(value) != size:
+                    raise DatasetError(f"{name}: its record has {len(value)} bytes, the first {size}: "
+                                       f"images differ in size (pass --resize_height/--resize_width)")
+            writer.put(f"{line_id:08d}_{name}", value)
+        return writer.count

@@ -1,0 +1,222 @@
+"""The Data and HDF5Data layers inside CaffeNet: folder -> LMDB -> Data layer round trip (BGR), pairing of
+two Data layers, labels, resuming, sharding, the pairs and synthetic data kinds, errors."""
+import os
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import eigen_depth.data.layers  # noqa: F401  (registers Data and HDF5Data)
+from eigen_depth import data
+from eigen_depth.caffe import parse_text, schema
+from eigen_depth.data.layers import is_source_layer
+from eigen_depth.data.lmdb_io import read_keys
+from eigen_depth.data.paired_lmdb import make_lmdb
+from eigen_depth.errors import DatasetError
+from eigen_depth.layers import LAYER_TYPES
+from eigen_depth.net import CaffeNet
+
+PROTOTXT = """
+name: "pairs"
+layer { name: "data-color" type: "Data" top: "X" top: "L" include { phase: TRAIN }
+        transform_param { mean_value: 127 } data_param { source: "train_color_6x4" backend: LMDB batch_size: 3 } }
+layer { name: "data-depth" type: "Data" top: "Y" include { phase: TRAIN }
+        transform_param { scale: 0.00390625 } data_param { source: "train_depth_6x4" backend: LMDB batch_size: 3 } }
+layer { name: "data-color" type: "Data" top: "X" include { phase: TEST }
+        transform_param { mean_value: 127 } data_param { source: "test_color_6x4" backend: LMDB batch_size: 2 } }
+layer { name: "data-depth" type: "Data" top: "Y" include { phase: TEST }
+        transform_param { scale: 0.00390625 } data_param { source: "test_depth_6x4" backend: LMDB batch_size: 2 } }
+"""
+
+
+def net(phase="TRAIN", text=PROTOTXT):
+    return CaffeNet(parse_text(schema.NetParameter, text), phase)
+
+
+def write_pairs(folder, count, seed=0):
+    """Random pairs; colour pixel (0, 0) red channel and every depth pixel say the index."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        rgb = rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+        rgb[0, 0, 0] = i
+        depth = rng.integers(0, 256, (4, 6), dtype=np.uint8)
+        depth[0, 0] = i
+        Image.fromarray(rgb).save(folder / f"{i:03d}_colors.png")
+        Image.fromarray(depth).save(folder / f"{i:03d}_depth.png")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_pairs(root / "pairs" / "train", 7)
+    write_pairs(root / "pairs" / "test", 4, seed=1)
+    make_lmdb(root / "pairs", root / "lmdb", color_size=(6, 4), depth_sizes=[(6, 4)], seed=3, workers=1,
+              progress=False, log=lambda *a: None)
+    make_lmdb(root / "pairs", root / "lmdb_sorted", color_size=(6, 4), depth_sizes=[(6, 4)], shuffle=False,
+              workers=1, progress=False, log=lambda *a: None)
+    return root
+
+
+@pytest.fixture()
+def lmdb_root(root):
+    with data.using(root=str(root / "lmdb"), kind="lmdb", shuffle=False, seed=0, workers=2):
+        yield root
+
+
+def test_importing_the_data_layers_registers_them():
+    assert LAYER_TYPES["Data"].__name__ == "DataLayer" and LAYER_TYPES["HDF5Data"].__name__ == "HDF5DataLayer"
+
+
+def test_round_trip_folder_lmdb_data_layer_gives_the_same_pixels_in_bgr(lmdb_root):
+    train = net()
+    assert train.blob_shapes["X"] == (3, 3, 4, 6) and train.blob_shapes["Y"] == (3, 1, 4, 6)
+    keys = read_keys(lmdb_root / "lmdb" / "train_color_6x4")
+    out = train.forward()
+    for row in range(3):
+        name = keys[row][9:]                       # %08d_<file>
+        rgb = np.asarray(Image.open(lmdb_root / "pairs" / "train" / name), np.float32)
+        expected = rgb[:, :, ::-1].transpose(2, 0, 1) - 127   # BGR planes, mean 127
+        assert torch.equal(out["X"][row], torch.from_numpy(np.ascontiguousarray(expected)))
+        depth = np.asarray(Image.open(lmdb_root / "pairs" / "train" / name.replace("colors", "depth")), np.float32)
+        assert torch.equal(out["Y"][row, 0], torch.from_numpy(depth * np.float32(0.00390625)))
+        assert out["L"][row] == 0
+
+
+def test_two_data_layers_stay_paired_through_shuffled_epochs(root):
+    with data.using(root=str(root / "lmdb"), shuffle=True, seed=5, workers=2):
+        train = net()
+        seen = []
+        for _ in range(7):  # 21 records: three epochs of 7
+            out = train.forward()
+            colour_index = out["X"][:, 2, 0, 0] + 127   # red is the last BGR plane
+            depth_index = out["Y"][:, 0, 0, 0] * 256
+            assert torch.equal(colour_index, depth_index)
+            seen.extend(int(i) for i in colour_index)
+    epochs = [seen[i:i + 7] for i in (0, 7, 14)]
+    assert all(sorted(e) == list(range(7)) for e in epochs) and epochs[0] != epochs[1]
+
+
+def test_sequential_reading_follows_key_order_and_wraps(root):
+    with data.using(root=str(root / "lmdb_sorted"), shuffle=False, workers=0):
+        train = net()
+        indices = [int(i) for _ in range(3) for i in train.forward()["Y"][:, 0, 0, 0] * 256]
+    assert indices == [0, 1, 2, 3, 4, 5, 6, 0, 1]
+
+
+def test_test_phase_reads_the_test_databases(lmdb_root):
+    test = net("TEST")
+    assert test.blob_shapes["X"] == (2, 3, 4, 6)
+    assert sorted(int(i) for i in test.forward()["Y"][:, 0, 0, 0] * 256) in ([0, 1], [0, 2], [0, 3], [1, 2],
+                                                                             [1, 3], [2, 3])
+
+
+def test_resuming_from_a_position_continues_exactly(root):
+    with data.using(root=str(root / "lmdb"), shuffle=True, seed=2, workers=2):
+        first = net()
+        batches = [first.forward() for _ in range(4)]
+        second = net()
+        sources = [layer for layer in second.layers if is_source_layer(layer)]
+        assert [layer.position for layer in first.layers] == [12, 12]
+        for layer in sources:
+            layer.seek(2 * 3)  # after two iterations of batch 3 on one process
+        for expected in batches[2:]:
+            got = second.forward()
+            assert all(torch.equal(got[k], expected[k]) for k in ("X", "Y"))
+
+
+def test_ranks_read_disjoint_records_of_each_step(root):
+    indices = []
+    for rank in range(2):
+        with data.using(root=str(root / "lmdb_sorted"), shuffle=False, rank=rank, world_size=2, workers=0):
+            indices.append([int(i) for i in net().forward()["Y"][:, 0, 0, 0] * 256])
+    assert indices == [[0, 2, 4], [1, 3, 5]]
+
+
+def test_folder_kind_gives_what_the_lmdb_gives(root):
+    with data.using(root=str(root / "lmdb_sorted"), kind="lmdb", shuffle=True, seed=1):
+        from_lmdb = [net().forward() for _ in range(1)][0]
+    with data.using(root=str(root / "pairs"), kind="pairs", shuffle=True, seed=1):
+        from_pairs = net().forward()
+    assert all(torch.equal(from_lmdb[k], from_pairs[k]) for k in ("X", "Y"))
+
+
+def test_synthetic_kind_builds_a_thesis_training_net():
+    prototxt = os.path.join(os.path.dirname(__file__), "..", "prototxt", "global_context", "norm", "net_train.prototxt")
+    with data.using(kind="synthetic", synthetic_count=4, synthetic_seed=2, workers=2):
+        thesis = CaffeNet(prototxt, "TRAIN")
+        out = thesis.forward(end="data-depth", keep_blobs=True)
+    assert out["X"].shape == (32, 3, 218, 298) and out["Y"].shape == (32, 1, 27, 37)
+    assert float(out["X"].min()) >= -127 and float(out["X"].max()) <= 128
+    assert 0 < float(out["Y"].min()) and float(out["Y"].max()) < 1
+    assert not any("_probe" in key for key in thesis.state_dict())
+
+
+def test_missing_database_names_the_path_and_the_data_root(tmp_path):
+    with data.using(root=str(tmp_path), kind="lmdb"):
+        with pytest.raises(DatasetError, match=r"'data-color' \(Data\): no LMDB at .*train_color_6x4 .*data root"):
+            net()
+
+
+def test_leveldb_backend_is_refused(lmdb_root):
+    text = PROTOTXT.replace("backend: LMDB batch_size: 3 } }\nlayer { name: \"data-depth\"",
+                            "backend: LEVELDB batch_size: 3 } }\nlayer { name: \"data-depth\"", 1)
+    with pytest.raises(DatasetError, match="LEVELDB is not supported"):
+        net(text=text)
+
+
+def test_layers_of_one_split_with_different_record_counts_are_refused(root, tmp_path):
+    write_pairs(tmp_path / "pairs" / "train", 5)
+    make_lmdb(tmp_path / "pairs", tmp_path / "lmdb", color_size=(6, 4), depth_sizes=[(6, 4)], workers=1,
+              progress=False, log=lambda *a: None)
+    import shutil
+    shutil.rmtree(tmp_path / "lmdb" / "train_depth_6x4")
+    shutil.copytree(root / "lmdb" / "train_depth_6x4", tmp_path / "lmdb" / "train_depth_6x4")
+    with data.using(root=str(tmp_path / "lmdb")):
+        with pytest.raises(DatasetError, match="reads 7 records .* reads 5 .* drift apart"):
+            net()
+
+
+# -- HDF5Data ---------------------------------------------------------------------------------------------------
+HDF5_PROTOTXT = """
+layer { name: "h5" type: "HDF5Data" top: "data" top: "label"
+        hdf5_data_param { source: "%s" batch_size: 2 %s } }
+"""
+
+
+@pytest.fixture()
+def hdf5_list(tmp_path):
+    rows = np.arange(5 * 3, dtype=np.float64).reshape(5, 3)
+    for name, part in (("a.h5", slice(0, 3)), ("b.h5", slice(3, 5))):
+        with h5py.File(tmp_path / name, "w") as handle:
+            handle["data"] = rows[part]
+            handle["label"] = np.arange(5)[part].astype(np.int32)
+    (tmp_path / "list.txt").write_text("a.h5\nb.h5\n")
+    return tmp_path / "list.txt"
+
+
+def test_hdf5_data_reads_rows_file_after_file_and_wraps(hdf5_list):
+    h5 = net(text=HDF5_PROTOTXT % (hdf5_list, ""))
+    assert h5.blob_shapes == {"data": (2, 3), "label": (2,)}
+    labels = [h5.forward()["label"].tolist() for _ in range(3)]
+    assert labels == [[0.0, 1.0], [2.0, 3.0], [4.0, 0.0]]
+    assert h5.forward()["data"].tolist() == [[3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+
+
+def test_hdf5_shuffle_permutes_files_and_rows_each_pass(hdf5_list):
+    with data.using(seed=3):
+        h5 = net(text=HDF5_PROTOTXT % (hdf5_list, "shuffle: true"))
+        labels = [int(v) for _ in range(10) for v in h5.forward()["label"]]
+    passes = [labels[i:i + 5] for i in range(0, 20, 5)]
+    for one in passes:
+        assert sorted(one) == [0, 1, 2, 3, 4]
+        first_file = {0, 1, 2} if one[0] in (0, 1, 2) else {3, 4}
+        assert set(one[:len(first_file)]) == first_file  # one file's rows, then the other's
+    assert len({tuple(p) for p in passes}) > 1
+
+
+def test_hdf5_missing_dataset_is_named(hdf5_list):
+    with pytest.raises(DatasetError, match="has no dataset 'weights'"):
+        net(text=HDF5_PROTOTXT.replace('top: "label"', 'top: "weights"') % (hdf5_list, ""))
