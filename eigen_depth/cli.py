@@ -70,6 +70,44 @@ def _time(parser):
     return run
 
 
+@command("train", "train a net with a Caffe solver (like caffe train); torchrun for several processes")
+def _train(parser):
+    parser.add_argument("--solver", required=True, help="solver .prototxt")
+    parser.add_argument("--weights", help="caffemodel(s) to copy by layer name first, comma-separated")
+    parser.add_argument("--snapshot", help=".solverstate to resume from")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--data-root", help="folder the Data layers' sources are relative to")
+    parser.add_argument("--data", choices=["lmdb", "pairs", "synthetic"],
+                        help="read LMDBs (default), *_colors/*_depth folders, or rendered scenes")
+    parser.add_argument("--iters", type=int, help="override the solver's max_iter")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+
+    def run(args):
+        from .compat import resolve_device
+        from .train import run_training
+        run_training(args.solver, args.weights, args.snapshot, resolve_device(args.device), args.data_root,
+                     args.data, progress=not args.no_progress, max_iter=args.iters)
+        return 0
+    return run
+
+
+@command("test", "run a TEST-phase net for N batches and print its outputs (like caffe test)")
+def _test(parser):
+    parser.add_argument("--model", required=True, help="train/test .prototxt (its TEST phase runs)")
+    parser.add_argument("--weights", required=True, help=".caffemodel")
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--data-root", help="folder the Data layers' sources are relative to")
+    parser.add_argument("--data", choices=["lmdb", "pairs", "synthetic"])
+
+    def run(args):
+        from .compat import resolve_device
+        from .train import run_test
+        run_test(args.model, args.weights, args.iterations, resolve_device(args.device), args.data_root, args.data)
+        return 0
+    return run
+
+
 def _evaluator_command(name, tool, help_text):
     """The evaluator's tools as subcommands: the same options as tools/<tool>.py."""
     @command(name, help_text)

@@ -73,9 +73,9 @@ class Solver:
     """
 
     def __init__(self, solver, device="cpu", feeder=None, test_feeders=None, deploy=None, callbacks=(),
-                 distributed=None, solver_type=None):
+                 distributed=None, solver_type=None, folder=None):
         if isinstance(solver, schema.SolverParameter):
-            self.param, self.folder = solver, None
+            self.param, self.folder = solver, folder  # folder: where relative net paths resolve
         else:
             self.param, self.folder = read_solver(solver), os.path.dirname(os.path.abspath(solver))
         self.type = solver_type or self.param.type
@@ -359,6 +359,37 @@ class Solver:
         if learned:
             self.net.copy_from(learned)
         self.iter, self.current_step = state.iter, state.current_step
-        for feeder in [self.feeder] + self.test_feeders:
+        self._seek_data()
+
+    def _tests_before(self, iteration):
+        """How many TestAll runs Step made before `iteration` (each reads test_iter batches per test net)."""
+        p = self.param
+        if not p.test_interval:
+            return 0
+        return sum(1 for i in range(0, iteration, p.test_interval) if i > 0 or p.test_initialization)
+
+    def _seek_data(self):
+        """Positions every data source where an uninterrupted run would be at this iteration. Feeders
+        count batches; source layers count records over all processes."""
+        from .data.layers import is_source_layer
+        world = self.distributed[1] if self.distributed else 1
+        train_batches = self.iter * max(1, self.param.iter_size)
+        tests = self._tests_before(self.iter)
+        plan = [(self.net, self.feeder, train_batches)]
+        for index, net in enumerate(self.test_nets):
+            feeder = self.test_feeders[index] if index < len(self.test_feeders) else None
+            plan.append((net, feeder, tests * self.param.test_iter[index]))
+        for net, feeder, batches in plan:
             if feeder is not None and hasattr(feeder, "seek"):
-                feeder.seek(self.iter * max(1, self.param.iter_size))
+                feeder.seek(batches)
+            for layer in net.layers:
+                if is_source_layer(layer):
+                    layer.seek(batches * layer.loader.batch_size * world)
+
+    def close(self):
+        """Stops the data layers' background threads."""
+        from .data.layers import is_source_layer
+        for net in [self.net] + self.test_nets:
+            for layer in net.layers:
+                if is_source_layer(layer):
+                    layer.close()

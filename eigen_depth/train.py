@@ -1,0 +1,307 @@
+"""Training as Caffe did it: `caffe train` / `caffe test` (run_training, run_test) and the thesis's staged
+procedure (train_stage, train_all: REFERENCE.md section 3).
+
+Stages: (1) global context net from AlexNet's conv1-conv5 (by layer name); (2) gradient net from AlexNet's
+conv1; (3) the refining net with stage 1's weights by name, stage 2's with conv1 -> conv1-grad, AlexNet's
+conv1 -> conv1-refine, stages 1-2 frozen (their lr_mult 0 in the prototxt: no autograd through them).
+The joint nets (3.3) start from AlexNet by name, plus conv1 -> conv1_g for variant A.
+
+Multi-process: under torchrun (WORLD_SIZE > 1) each process joins a process group (gloo on CPU, nccl on
+CUDA), reads its own shard of the data and trains with its prototxt batch size; gradients are averaged
+over the processes after every iteration (one all_reduce), as Caffe's multi-GPU training did, so K
+processes with batch B train like one process with batch K*B. Only rank 0 writes snapshots and logs.
+"""
+import os
+
+import torch
+
+from .caffe import read_prototxt, read_solver, schema
+from .constants import GRADIENT_KERNELS
+from .errors import EigenDepthError
+from .net import CaffeNet
+from .solver import Solver
+
+PROTOTXT_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "prototxt")
+STAGES = {"global": "global_context", "gradient": "gradient", "joint": "joint", "refine": "refining"}
+DEFAULT_VARIANTS = {"global": "norm", "gradient": "norm", "joint": "A", "refine": "norm_abs"}
+
+
+# Process group ------------------------------------------------------------------------------------
+def init_distributed(device):
+    """(rank, world_size) when started by torchrun with WORLD_SIZE > 1 (joining the group), else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank()
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+    return rank, dist.get_world_size()
+
+
+def configure_data(data_root=None, kind=None, seed=None, distributed=None):
+    from .data import configure, set_data_root
+    if data_root:
+        set_data_root(data_root)
+    changes = {}
+    if kind:
+        changes["kind"] = kind
+    if seed is not None:
+        changes["seed"] = seed
+    if distributed:
+        changes.update(rank=distributed[0], world_size=distributed[1])
+    if changes:
+        configure(**changes)
+
+
+# caffe train / caffe test ----------------------------------------------------------------------
+def copy_weights(net, sources):
+    """Copies comma-separated caffemodels by layer name (Caffe's --weights); returns the reports."""
+    reports = []
+    for path in [p for p in (sources or "").split(",") if p]:
+        reports.append((path, net.copy_from(path)))
+    return reports
+
+
+def set_gradient_filter(net):
+    """Writes the fixed GT-gradient kernels (REFERENCE.md 3.2) into every `gradientFilter` layer."""
+    for layer in net.layers:
+        if layer.name == "gradientFilter":
+            weight, *bias = layer.blobs
+            kernels = torch.tensor(GRADIENT_KERNELS, dtype=weight.dtype).reshape(weight.shape)
+            with torch.no_grad():
+                weight.copy_(kernels)
+                for blob in bias:
+                    blob.zero_()
+
+
+def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=None, data=None, log_dir=None,
+                 progress=True, transfers=(), deploy=None, max_iter=None, echo=print):
+    """`caffe train`: builds the solver, copies --weights (or resumes from --snapshot), trains to max_iter.
+    transfers: (caffemodel, {source layer: target layer}) pairs copied after --weights.
+    Returns the Solver (its last snapshot is `solver.last_snapshot`)."""
+    from .training_log import TrainingLog
+    device = torch.device(device)
+    distributed = init_distributed(device)
+    param = solver if isinstance(solver, schema.SolverParameter) else read_solver(solver)
+    seed = param.random_seed if param.random_seed >= 0 else None
+    configure_data(data_root, data, seed, distributed)
+    if max_iter is not None:
+        param = _with(param, max_iter=max_iter)
+    folder = None if isinstance(solver, schema.SolverParameter) else os.path.dirname(os.path.abspath(solver))
+    runner = Solver(param, device=device, deploy=deploy, distributed=distributed, folder=folder)
+    rank = distributed[0] if distributed else 0
+    set_gradient_filter(runner.net)
+    if snapshot:
+        runner.restore(snapshot)
+    else:
+        for path, report in copy_weights(runner.net, weights):
+            if rank == 0:
+                echo(f"weights from {path}: copied {len(report.copied)} layers"
+                     + (f", kept fillers for {', '.join(report.missing)}" if report.missing else ""))
+        for path, renames in transfers:
+            report = transfer(runner.net, path, renames)
+            if rank == 0:
+                echo(f"weights from {path}: {', '.join(f'{a} -> {b}' for a, b in report)}")
+    log_dir = log_dir or os.path.dirname(runner.snapshot_prefix()) or "."
+    log = TrainingLog(log_dir, runner.param.max_iter, runner.iter, rank=rank, progress=progress)
+    runner.callbacks.append(log)
+    last = []
+    runner.callbacks.append(lambda event, it, values: last.append(values["caffemodel"]) if event == "snapshot" else None)
+    try:
+        runner.solve()
+    finally:
+        curve = log.close()
+        runner.close()
+    runner.last_snapshot = last[-1] if last else None
+    if rank == 0 and curve:
+        echo(f"log: {log.csv_path}; loss curve: {curve}")
+    return runner
+
+
+def _with(param, **fields):
+    out = schema.SolverParameter()
+    out.CopyFrom(param)
+    for name, value in fields.items():
+        setattr(out, name, value)
+    return out
+
+
+def transfer(net, caffemodel, renames):
+    """Copies the blobs of source layers into differently named target layers ({source: target});
+    returns the (source, target) pairs copied."""
+    from .caffe import load_weights
+    weights = load_weights(caffemodel)
+    missing = [name for name in renames if name not in weights]
+    if missing:
+        raise EigenDepthError(f"{caffemodel}: has no layer {', '.join(missing)} to copy from")
+    net.copy_from({target: weights[source] for source, target in renames.items()})
+    return list(renames.items())
+
+
+def run_test(model, weights, iterations, device="cpu", data_root=None, data=None, echo=print):
+    """`caffe test`: the TEST-phase net run `iterations` times; prints each batch's outputs and their
+    means (losses times their loss weight, as Caffe does); returns {output: mean}."""
+    configure_data(data_root, data)
+    net = CaffeNet(model, schema.TEST, weights=weights).to(torch.device(device))
+    set_gradient_filter(net)
+    sums = {}
+    with torch.no_grad():
+        for batch in range(iterations):
+            outputs = net({})
+            for name, value in outputs.items():
+                mean = value.double().mean().item()
+                sums[name] = sums.get(name, 0.0) + mean
+                echo(f"Batch {batch}, {name} = {mean:.6g}")
+    means = {name: total / iterations for name, total in sums.items()}
+    weights_by_top = {top: w for tops, ws in zip(net.layer_tops, net.loss_weights) for top, w in zip(tops, ws)}
+    for name, mean in means.items():
+        weight = weights_by_top.get(name, 0.0)
+        suffix = f" (* {weight:g} = {mean * weight:.6g} loss)" if weight else ""
+        echo(f"{name} = {mean:.6g}{suffix}")
+    return means
+
+
+# The thesis's stages ------------------------------------------------------------------------------
+def stage_files(stage, variant=None, root=PROTOTXT_ROOT):
+    """(net_train.prototxt, net_deploy.prototxt, solver.prototxt) of a stage and variant."""
+    if stage not in STAGES:
+        raise EigenDepthError(f"unknown stage '{stage}': use one of {', '.join(STAGES)} or all")
+    variant = variant or DEFAULT_VARIANTS[stage]
+    family = os.path.join(root, STAGES[stage])
+    folder = os.path.join(family, variant)
+    if not os.path.isdir(folder):
+        choices = sorted(d for d in os.listdir(family) if os.path.isdir(os.path.join(family, d)))
+        raise EigenDepthError(f"no variant '{variant}' for stage {stage}: use one of {', '.join(choices)}")
+    return (os.path.join(folder, "net_train.prototxt"), os.path.join(folder, "net_deploy.prototxt"),
+            os.path.join(family, "solver.prototxt"))
+
+
+def _override_batch(net_param, batch):
+    for layer in net_param.layer:
+        for field in ("data_param", "hdf5_data_param"):
+            if layer.HasField(field):
+                getattr(layer, field).batch_size = batch
+
+
+def stage_solver(stage, variant=None, out="train_out", iters=None, batch=None, solver_file=None,
+                 test_interval=None, test_iter=None, snapshot=None):
+    """The SolverParameter of a stage: the family's solver with the variant's train net inline and the
+    overrides applied; snapshots go to OUT/<stage>/snaps/_iter_N.* (with the deploy prototxt)."""
+    net_file, deploy, default_solver = stage_files(stage, variant)
+    param = read_solver(solver_file or default_solver)
+    net = read_prototxt(net_file, schema.NetParameter)
+    if batch:
+        _override_batch(net, batch)
+    param.ClearField("net")
+    param.ClearField("train_net")
+    param.net_param.CopyFrom(net)
+    param.snapshot_prefix = os.path.join(out, stage, "snaps") + os.sep
+    if iters is not None:
+        param.max_iter = iters
+        if snapshot is None:
+            param.snapshot = iters
+    if snapshot is not None:
+        param.snapshot = snapshot
+    if test_interval is not None:
+        param.test_interval = test_interval
+    if test_iter is not None:
+        del param.test_iter[:]
+        param.test_iter.append(test_iter)
+    return param, deploy
+
+
+def stage_transfers(stage, variant, alexnet=None, global_snapshot=None, gradient_snapshot=None):
+    """(--weights list, [(caffemodel, {source: target})]) for a stage, from REFERENCE.md section 3."""
+    weights, transfers = [], []
+    if stage in ("global", "joint") and alexnet:
+        weights.append(alexnet)  # conv1-conv5 by name; AlexNet's fc layers are not in the net
+    if stage == "joint" and alexnet and (variant or DEFAULT_VARIANTS["joint"]) == "A":
+        transfers.append((alexnet, {"conv1": "conv1_g"}))
+    if stage == "gradient" and alexnet:
+        transfers.append((alexnet, {"conv1": "conv1"}))
+    if stage == "refine":
+        if global_snapshot:
+            weights.append(global_snapshot)
+        if gradient_snapshot:
+            from .caffe import load_weights
+            names = [n for n in load_weights(gradient_snapshot) if n != "gradientFilter"]
+            transfers.append((gradient_snapshot, {n: ("conv1-grad" if n == "conv1" else n) for n in names}))
+        if alexnet:
+            transfers.append((alexnet, {"conv1": "conv1-refine"}))
+    return weights, transfers
+
+
+def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradient_snapshot=None, data=None,
+                data_root=None, iters=None, batch=None, out="train_out", device="cpu", solver_file=None,
+                test_interval=None, test_iter=None, snapshot=None, progress=True, echo=print):
+    """Trains one stage; returns the path of its last snapshot."""
+    param, deploy = stage_solver(stage, variant, out, iters, batch, solver_file, test_interval, test_iter, snapshot)
+    weights, transfers = stage_transfers(stage, variant, alexnet, global_snapshot, gradient_snapshot)
+    if not alexnet and stage != "refine":
+        echo(f"stage {stage}: no AlexNet caffemodel given: starting from the prototxt's fillers")
+    if stage == "refine" and not (global_snapshot and gradient_snapshot):
+        echo("stage refine: without --global and --gradient snapshots the frozen branches keep their fillers")
+    echo(f"stage {stage} ({variant or DEFAULT_VARIANTS[stage]}): {param.max_iter} iterations, "
+         f"snapshots in {os.path.dirname(param.snapshot_prefix)}")
+    runner = run_training(param, ",".join(weights), device=device, data_root=data_root, data=data,
+                          log_dir=os.path.join(out, stage), progress=progress, transfers=transfers, deploy=deploy,
+                          echo=echo)
+    return runner.last_snapshot
+
+
+def train_all(variants=None, **options):
+    """Stages 1 -> 2 -> 3, each stage's last snapshot feeding the next; returns the three snapshots."""
+    variants = variants or {}
+    global_snapshot = train_stage("global", variants.get("global"), **options)
+    gradient_snapshot = train_stage("gradient", variants.get("gradient"), **options)
+    refine_snapshot = train_stage("refine", variants.get("refine"), global_snapshot=global_snapshot,
+                                  gradient_snapshot=gradient_snapshot, **options)
+    return {"global": global_snapshot, "gradient": gradient_snapshot, "refine": refine_snapshot}
+
+
+def staged_main(argv=None):
+    """tools/train.py's command line."""
+    import argparse
+    import sys
+
+    from .compat import resolve_device
+    parser = argparse.ArgumentParser(description="The thesis's staged training (global, gradient, refine).")
+    parser.add_argument("--stage", required=True, choices=list(STAGES) + ["all"])
+    parser.add_argument("--variant", help="loss variant of the stage (default: the thesis's final choice: "
+                                          "global norm, gradient norm, joint A, refine norm_abs)")
+    parser.add_argument("--alexnet", help="ImageNet AlexNet caffemodel (V1 or V2) to start from")
+    parser.add_argument("--global", dest="global_snapshot", help="stage-1 snapshot for --stage refine")
+    parser.add_argument("--gradient", dest="gradient_snapshot", help="stage-2 snapshot for --stage refine")
+    parser.add_argument("--data", choices=["lmdb", "pairs", "synthetic"], default="lmdb")
+    parser.add_argument("--data-root", help="folder holding the LMDBs or the train/ and test/ pair folders")
+    parser.add_argument("--iters", type=int, help="iterations per stage (default: the solver's max_iter)")
+    parser.add_argument("--batch", type=int, help="batch size (default: the prototxt's)")
+    parser.add_argument("--test-interval", type=int, help="override the solver's test_interval (0: no tests)")
+    parser.add_argument("--test-iter", type=int, help="override the solver's test_iter")
+    parser.add_argument("--snapshot-every", type=int, help="override the solver's snapshot interval")
+    parser.add_argument("--solver", help="a solver.prototxt to use instead of the family's")
+    parser.add_argument("--out", default="train_out", help="output folder: OUT/<stage>/snaps/_iter_N.*")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    options = dict(alexnet=args.alexnet, data=args.data, data_root=args.data_root, iters=args.iters,
+                   batch=args.batch, out=args.out, device=resolve_device(args.device), solver_file=args.solver,
+                   test_interval=args.test_interval, test_iter=args.test_iter, snapshot=args.snapshot_every,
+                   progress=not args.no_progress)
+    try:
+        if args.stage == "all":
+            if args.variant:
+                raise EigenDepthError("--variant applies to one stage; for --stage all the thesis's variants are used")
+            for stage, path in train_all(**options).items():
+                print(f"{stage}: {path}")
+        else:
+            path = train_stage(args.stage, args.variant, global_snapshot=args.global_snapshot,
+                               gradient_snapshot=args.gradient_snapshot, **options)
+            print(f"{args.stage}: {path}")
+    except EigenDepthError as error:
+        print(f"train.py: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,110 @@
+"""What a training run shows and leaves behind: a progress bar (iteration, loss, lr, it/s), a CSV log,
+TensorBoard event files when tensorboard is installed, and a loss-curve PNG at the end.
+
+Each piece is a solver callback `callback(event, iteration, values)` with events "iteration", "test" and
+"snapshot"; `TrainingLog` bundles them and writes only on rank 0 under torch.distributed.
+"""
+import csv
+import os
+import time
+
+from .atomic import atomic_write
+
+
+class TrainingLog:
+    """Progress bar + CSV (`train_log.csv`) + TensorBoard (`tensorboard/`) + `loss_curve.png` in `folder`."""
+
+    def __init__(self, folder, total_iterations, start_iteration=0, rank=0, progress=True, tensorboard=True):
+        self.folder, self.rank = folder, rank
+        self.rows = []
+        self.tests = []
+        self.started = time.perf_counter()
+        self.start_iteration = start_iteration
+        self.bar = None
+        self.writer = None
+        if rank != 0:
+            return
+        os.makedirs(folder, exist_ok=True)
+        self.csv_path = os.path.join(folder, "train_log.csv")
+        resuming = start_iteration > 0 and os.path.exists(self.csv_path)
+        if resuming:
+            with open(self.csv_path, newline="") as handle:
+                self.rows = [row for row in csv.DictReader(handle) if int(row["iteration"]) <= start_iteration]
+        self._csv = open(self.csv_path, "w", newline="")
+        self._csv_writer = csv.writer(self._csv)
+        self._csv_writer.writerow(["iteration", "loss", "smoothed_loss", "lr", "seconds"])
+        for row in self.rows:
+            self._csv_writer.writerow([row["iteration"], row["loss"], row["smoothed_loss"], row["lr"], row["seconds"]])
+        if progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total_iterations, initial=start_iteration, unit="it", dynamic_ncols=True,
+                            desc="train")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(os.path.join(folder, "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self.writer = None
+
+    def __call__(self, event, iteration, values):
+        if self.rank != 0:
+            return
+        if event == "iteration":
+            seconds = time.perf_counter() - self.started
+            row = {"iteration": iteration, "loss": values["loss"], "smoothed_loss": values["smoothed_loss"],
+                   "lr": values["lr"], "seconds": round(seconds, 3)}
+            self.rows.append(row)
+            self._csv_writer.writerow([row[k] for k in ("iteration", "loss", "smoothed_loss", "lr", "seconds")])
+            self._csv.flush()
+            if self.bar is not None:
+                self.bar.set_postfix(loss=f"{values['smoothed_loss']:.4g}", lr=f"{values['lr']:.3g}", refresh=False)
+                self.bar.update(1)
+            if self.writer is not None:
+                self.writer.add_scalar("train/loss", values["loss"], iteration)
+                self.writer.add_scalar("train/lr", values["lr"], iteration)
+        elif event == "test":
+            self.tests.append((iteration, values))
+            if self.writer is not None:
+                for name, value in values.items():
+                    self.writer.add_scalar(name, value, iteration)
+            if self.bar is not None and values:
+                self.bar.write(f"iteration {iteration}: " + ", ".join(f"{k} = {v:.5g}" for k, v in values.items()))
+        elif event == "snapshot" and self.bar is not None:
+            self.bar.write(f"iteration {iteration}: snapshot {values['caffemodel']}")
+
+    def close(self):
+        """Finishes the bar, closes the files and draws loss_curve.png; returns its path (rank 0)."""
+        if self.rank != 0:
+            return None
+        if self.bar is not None:
+            self.bar.close()
+        self._csv.close()
+        if self.writer is not None:
+            self.writer.close()
+        return plot_loss_curve(self.rows, self.tests, os.path.join(self.folder, "loss_curve.png"))
+
+
+def plot_loss_curve(rows, tests, path, title="training loss"):
+    """Loss (raw and smoothed) against iteration, test values as markers; written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    if rows:
+        iterations = [int(r["iteration"]) for r in rows]
+        axes.plot(iterations, [float(r["loss"]) for r in rows], color="0.75", linewidth=0.8, label="loss")
+        axes.plot(iterations, [float(r["smoothed_loss"]) for r in rows], color="C0", label="smoothed loss")
+    for name in sorted({k for _, values in tests for k in values}):
+        points = [(it, values[name]) for it, values in tests if name in values]
+        axes.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3, label=name)
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("loss")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    if rows or tests:
+        axes.legend()
+    figure.tight_layout()
+    with atomic_write(path, "wb") as handle:
+        figure.savefig(handle, format="png")
+    plt.close(figure)
+    return path
