@@ -260,6 +260,10 @@ class Solver:
         for _ in range(iterations):
             if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
                 self._notify("test", self.iter, self.test())
+            if p.random_seed >= 0:
+                # Dropout draws from torch's generator: seeding it from (random_seed, iter) makes every
+                # iteration's masks independent of where a run started, so resumed runs match exactly.
+                torch.manual_seed((p.random_seed * 1_000_003 + self.iter) % 2**63)
             for info in self.params:
                 info.parameter.grad = None
             loss = sum(self.forward_backward() for _ in range(max(1, p.iter_size))) / max(1, p.iter_size)
