@@ -237,7 +237,9 @@ class Pooling(Layer):
         return self._geometries[key]
 
     def forward(self, x):
-        height, width = x.shape[-2:]
+        # Python ints even while tracing for ONNX: the geometry is fixed per input size, and traced sizes
+        # would export Caffe's ceil rule as ONNX integer division, which truncates negative values.
+        height, width = int(x.shape[-2]), int(x.shape[-1])
         geometry = self.geometry(height, width)
         kernel = self.kernel_for(height, width)
         if self.method == PoolingParameter.MAX:
@@ -285,21 +287,55 @@ class LRN(Layer):
         return bottom_shapes
 
     def forward(self, x):
-        half = (self.size - 1) // 2
-        square = x * x
         if self.region == LRNParameter.ACROSS_CHANNELS:
-            # The channel window sum as `size` shifted slices of the zero-padded squares: a few
-            # memory-bound adds, several times faster than a pooling kernel over a 5-D view.
-            padded = F.pad(square, (0, 0, 0, 0, half, half))
-            channels = x.shape[1]
-            total = padded[:, 0:channels] + padded[:, 1:channels + 1] if self.size > 1 else padded.clone()
-            for offset in range(2, self.size):
-                total += padded[:, offset:offset + channels]
-            scale = total.mul_(self.alpha / self.size).add_(self.k)
-        else:
-            mean = F.avg_pool2d(square, self.size, stride=1, padding=half, count_include_pad=True)
-            scale = mean.mul_(self.alpha).add_(1.0)
+            if torch.is_grad_enabled() and x.requires_grad and not torch.jit.is_tracing():
+                return (_CrossChannelLRN.apply(x, self.size, self.alpha, self.beta, self.k),)
+            return (x * _negative_power(_cross_channel_scale(x, self.size, self.alpha, self.k), self.beta),)
+        half = (self.size - 1) // 2
+        mean = F.avg_pool2d(x * x, self.size, stride=1, padding=half, count_include_pad=True)
+        scale = mean.mul_(self.alpha).add_(1.0)
         return (x * _negative_power(scale, self.beta),)
+
+
+def _channel_window_sum(values, size):
+    """Sum over the `size` channels centred on each channel (zero beyond the ends), as `size` shifted
+    slices of the zero-padded tensor: a few memory-bound adds, several times faster than a pooling
+    kernel over a 5-D view."""
+    half = (size - 1) // 2
+    padded = F.pad(values, (0, 0, 0, 0, half, half))
+    channels = int(values.shape[1])  # a Python int even while tracing for ONNX: constant slice bounds
+    total = padded[:, 0:channels] + padded[:, 1:channels + 1] if size > 1 else padded.clone()
+    for offset in range(2, size):
+        total += padded[:, offset:offset + channels]
+    return total
+
+
+def _cross_channel_scale(x, size, alpha, k):
+    """Caffe's LRN scale: k + alpha/n * (window sum of x^2)."""
+    return _channel_window_sum(x * x, size).mul_(alpha / size).add_(k)
+
+
+class _CrossChannelLRN(torch.autograd.Function):
+    """Across-channel LRN with Caffe's closed-form backward (lrn_layer.cpp): it keeps only x and the
+    scale, where autograd through the forward's ops would keep every intermediate and replay them all.
+        dx = dy * scale^-beta - (2 alpha beta / n) * x * window_sum(dy * y / scale)"""
+
+    @staticmethod
+    def forward(ctx, x, size, alpha, beta, k):
+        scale = _cross_channel_scale(x, size, alpha, k)
+        ctx.save_for_backward(x, scale)
+        ctx.size, ctx.alpha, ctx.beta = size, alpha, beta
+        return x * _negative_power(scale, beta)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, scale = ctx.saved_tensors
+        power = _negative_power(scale, ctx.beta)
+        ratio = grad_output * x * power / scale  # dy * y / scale
+        accumulated = _channel_window_sum(ratio, ctx.size)
+        grad = grad_output * power
+        grad.addcmul_(x, accumulated, value=-2.0 * ctx.alpha * ctx.beta / ctx.size)
+        return grad, None, None, None, None
 
 
 def _negative_power(scale, beta):
