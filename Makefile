@@ -15,10 +15,14 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 demo: $(STAMP)
-	@echo "make demo: not available yet"
+	$(PY) tools/demo.py --out demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/load_caffemodel.py
+	$(PY) benchmarks/forward.py
+	$(PY) benchmarks/evaluate.py
+	$(PY) benchmarks/data.py
+	$(PY) benchmarks/train_step.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo

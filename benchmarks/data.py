@@ -1,4 +1,4 @@
-"""Data pipeline speed (issue 5): synthetic scenes rendered per second at 640x480, and paired training
+"""Data pipeline speed: synthetic scenes rendered per second at 640x480, and paired training
 samples per second read from Caffe LMDBs at the thesis's sizes (colour 298x218 + depth 74x54 and 37x27),
 decoded and transformed as the prototxts' Data layers do; the folder source for comparison.
 

@@ -129,6 +129,46 @@ _evaluator_command("get-depth", "get_depth", "predict depth for every image of a
 _evaluator_command("test-grad", "test_grad", "evaluate gradient-network snapshots (tools/test_grad.py)")
 
 
+@command("export-onnx", "export a deploy prototxt with its caffemodel as an ONNX model (checked by onnx.checker)")
+def _export_onnx(parser):
+    parser.add_argument("--model", required=True, help="deploy .prototxt (inputs from Input layers)")
+    parser.add_argument("--weights", required=True, help=".caffemodel with the weights of every layer that has any")
+    parser.add_argument("--out", required=True, help="the .onnx file to write")
+    parser.add_argument("--dynamic-batch", action="store_true",
+                        help="make the batch axis of every input and output symbolic (default: the prototxt's)")
+    parser.add_argument("--opset", type=int, help="ONNX opset version (default 17)")
+    parser.add_argument("--verify", action="store_true",
+                        help="run the written model with onnxruntime on a random input and compare with PyTorch")
+
+    def run(args):
+        from .export import ExportError, check_opset, compare_with_onnxruntime, describe_io, load_net, to_onnx
+        opset = check_opset(args.opset)
+        net = load_net(args.model, args.weights)
+        model = to_onnx(net, None, args.out, dynamic_batch=args.dynamic_batch, opset=opset)
+        print(f"wrote {args.out} (opset {opset}; {describe_io(model)})")
+        if args.verify:
+            errors = compare_with_onnxruntime(args.out, net, batch=2 if args.dynamic_batch else 1)
+            print("onnxruntime vs PyTorch, max |difference| / max |output|: " +
+                  ", ".join(f"{name} {value:.2e}" for name, value in errors.items()))
+            worst = max(errors.values())
+            if not worst <= 1e-4:
+                raise ExportError(f"{args.out}: onnxruntime's outputs differ from PyTorch's by {worst:.2e} of their "
+                                  f"scale (more than 1e-4): please report this network")
+        return 0
+    return run
+
+
+@command("predict", "predict depth (meters) for any images: colour-mapped PNG, 16-bit mm PNG, .npy, optional .ply")
+def _predict(parser):
+    from .predict import add_arguments
+    add_arguments(parser)
+
+    def run(args):
+        from .predict import run_args
+        return run_args(args)
+    return run
+
+
 def _one_line(error):
     """The error's text on one line, whatever line breaks a file name or a quoted token holds."""
     return " ".join(str(error).splitlines())

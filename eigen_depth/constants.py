@@ -42,7 +42,7 @@ GRADIENT_KERNELS = (((-1, -1, -1), (0, 0, 0), (1, 1, 1)),
                     ((-1, 0, 1), (-1, 0, 1), (-1, 0, 1)))
 GRADIENT_METRICS = ("RMSE", "MVN")   # section 4: test_grad reports RMSE and the MVN error only
 
-# -- Standard NYU metrics (issue 4; the usual protocol of Eigen et al. and later work) ------------------
+# -- Standard NYU metrics (the usual protocol of Eigen et al. and later work) ------------------
 STANDARD_MIN_DEPTH_M, STANDARD_MAX_DEPTH_M = 1e-3, 10.0  # valid GT range, inclusive; predictions clipped to it
 STANDARD_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
 STANDARD_HIGHER_IS_BETTER = (False,) * 6 + (True,) * 3
@@ -55,3 +55,9 @@ MOTORCYCLE_FOCAL_PX = 994.978
 MOTORCYCLE_DOFFS_PX = 31.086
 MOTORCYCLE_BASELINE_MM = 193.001
 
+
+# -- NYU Depth v2 colour camera (the NYU toolbox's camera_params.m; used by predict --pointcloud) ----------
+# Pinhole intrinsics of the 640x480 RGB images in pixels; `predict` scales them to each image's size.
+NYU_IMAGE_WIDTH, NYU_IMAGE_HEIGHT = 640, 480
+NYU_FX, NYU_FY = 518.86, 519.47
+NYU_CX, NYU_CY = 325.58, 253.74

@@ -1,5 +1,5 @@
-"""The data pipeline's numbers, each with where it comes from (REFERENCE.md sections; issue 5 for the
-synthetic camera). The general ones (input size, mean, depth floor) live in eigen_depth/constants.py."""
+"""The data pipeline's numbers, each with where it comes from (REFERENCE.md sections; the NYU
+toolbox for the synthetic camera). The general ones (input size, mean, depth floor) live in eigen_depth/constants.py."""
 from ..constants import INPUT_HEIGHT, INPUT_MEAN, INPUT_WIDTH, NYU_DEPTH_FLOOR_TENTH_M  # noqa: F401
 
 # -- NYU Depth v2 labeled set (REFERENCE.md section 5) ----------------------------------------------------
@@ -33,6 +33,5 @@ RECIPES = {
     "data2": dict(rotation_std_deg=5.0, scale=(0.75, 1.25), hsv_shift=0.1, contrast=(175.0, 335.0)),
 }
 
-# -- Synthetic scenes: the NYU Kinect colour camera (issue 5; the NYU toolbox's camera_params.m) ----------
-NYU_FX, NYU_FY = 518.86, 519.47
-NYU_CX, NYU_CY = 325.58, 253.74
+# -- Synthetic scenes: the NYU Kinect colour camera (defined with the other thesis constants) ----------
+from ..constants import NYU_CX, NYU_CY, NYU_FX, NYU_FY  # noqa: E402,F401

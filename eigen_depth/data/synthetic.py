@@ -27,9 +27,9 @@ from .constants import NYU_CX, NYU_CY, NYU_FX, NYU_FY, NYU_HEIGHT, NYU_WIDTH
 CHECKERS, STRIPES, NOISE, WOOD = 0, 1, 2, 3
 TEXTURES = ("checkers", "stripes", "noise", "wood")
 ROOM_SURFACES = ("wall x=0", "wall x=W", "wall y=0", "wall y=D", "floor", "ceiling")
-ROOM_SIZE_RANGE = (2.5, 8.0)     # issue 5: rooms of 2.5-8 m
+ROOM_SIZE_RANGE = (2.5, 8.0)     # rooms of 2.5-8 m
 ROOM_HEIGHT_RANGE = (2.4, 3.2)
-BOX_COUNT_RANGE = (3, 12)        # issue 5: 3-12 boxes and slabs
+BOX_COUNT_RANGE = (3, 12)        # 3-12 boxes and slabs
 KINECT_BASELINE_M = 0.075        # IR projector to IR camera, for the projector shadows of the holes
 KINECT_MAX_RANGE_M = (7.0, 9.5)  # beyond this the synthetic Kinect returns no depth
 
