@@ -4,22 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from eigen_depth.caffe import parse_text, schema
+from eigen_depth.caffe import schema
 from eigen_depth.errors import LayerError
-from eigen_depth.layers import layer_class
 
-
-def make(text, bottom_shapes, phase=schema.TEST):
-    param = parse_text(schema.LayerParameter, text)
-    return layer_class(param.type)(param, bottom_shapes, phase)
-
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def run(layer, *arrays):
-    return [t.detach().numpy() for t in layer(*[torch.from_numpy(a) for a in arrays])]
+from layer_helpers import make, rand, run
 
 
 def gradcheck(layer, x):

@@ -3,43 +3,12 @@ NumPy written from Caffe's layer sources, plus shapes, gradients and errors."""
 import numpy as np
 import pytest
 import torch
-from torch.func import functional_call
 
 from eigen_depth.caffe import parse_text, schema
 from eigen_depth.errors import LayerError, ShapeError
-from eigen_depth.layers import LAYER_TYPES, layer_class
+from eigen_depth.layers import LAYER_TYPES
 
-
-def make(text, bottom_shapes, phase=schema.TEST):
-    param = parse_text(schema.LayerParameter, text)
-    return layer_class(param.type)(param, bottom_shapes, phase)
-
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def run(layer, *arrays):
-    return [t.detach().numpy() for t in layer(*[torch.from_numpy(a) for a in arrays])]
-
-
-def randomise(layer, seed=1):
-    with torch.no_grad():
-        for i, blob in enumerate(layer.blobs):
-            blob.copy_(torch.from_numpy(rand(*blob.shape, seed=seed + i)))
-    return [blob.detach().numpy().copy() for blob in layer.blobs]
-
-
-def gradcheck_layer(layer, *inputs):
-    layer = layer.double()
-    names = [f"blobs.{i}" for i in range(len(layer.blobs))]
-    tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in inputs]
-    blobs = [b.detach().clone().requires_grad_(True) for b in layer.blobs]
-
-    def fn(*args):
-        return functional_call(layer, dict(zip(names, args[len(tensors):])), tuple(args[:len(tensors)]))
-
-    assert torch.autograd.gradcheck(fn, tuple(tensors) + tuple(blobs), eps=1e-6, atol=1e-5)
+from layer_helpers import gradcheck_layer, make, rand, randomise, run
 
 
 def test_every_layer_fill_takes_the_bilinear_option():

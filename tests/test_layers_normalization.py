@@ -3,42 +3,18 @@ scale_layer.cpp and bias_layer.cpp, plus gradients and errors."""
 import numpy as np
 import pytest
 import torch
-from torch.func import functional_call
 
 from eigen_depth.caffe import parse_text, schema
 from eigen_depth.errors import LayerError, ShapeError
 from eigen_depth.layers import layer_class
 
-
-def make(text, bottom_shapes, phase=schema.TEST):
-    param = parse_text(schema.LayerParameter, text)
-    return layer_class(param.type)(param, bottom_shapes, phase)
-
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def run(layer, *arrays):
-    return [t.detach().numpy() for t in layer(*[torch.from_numpy(a) for a in arrays])]
+from layer_helpers import gradcheck_layer, make, rand, run
 
 
 def set_blobs(layer, *arrays):
     with torch.no_grad():
         for blob, array in zip(layer.blobs, arrays):
             blob.copy_(torch.as_tensor(np.asarray(array, np.float32)))
-
-
-def gradcheck_layer(layer, *inputs, blobs=True):
-    layer = layer.double()
-    names = [f"blobs.{i}" for i in range(len(layer.blobs))] if blobs else []
-    tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in inputs]
-    params = [b.detach().clone().requires_grad_(True) for b in layer.blobs] if blobs else []
-
-    def fn(*args):
-        return functional_call(layer, dict(zip(names, args[len(tensors):])), tuple(args[:len(tensors)]))
-
-    assert torch.autograd.gradcheck(fn, tuple(tensors) + tuple(params), eps=1e-6, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- MVN

@@ -5,47 +5,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.func import functional_call
 
 from eigen_depth.caffe import parse_text, schema
 from eigen_depth.errors import LayerError, ShapeError
-from eigen_depth.layers import layer_class
+
+from layer_helpers import gradcheck_layer, make, rand, randomise, run
 
 FLT_MAX = float(np.finfo(np.float32).max)
-
-
-def make(text, bottom_shapes, phase=schema.TEST):
-    param = parse_text(schema.LayerParameter, text)
-    return layer_class(param.type)(param, bottom_shapes, phase)
-
-
-def rand(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def run(layer, *arrays):
-    return [t.detach().numpy() for t in layer(*[torch.from_numpy(a) for a in arrays])]
-
-
-def randomise(layer, seed=1):
-    with torch.no_grad():
-        for i, blob in enumerate(layer.blobs):
-            blob.copy_(torch.from_numpy(rand(*blob.shape, seed=seed + i)))
-    return [blob.detach().numpy().copy() for blob in layer.blobs]
-
-
-def gradcheck_layer(layer, *inputs):
-    """gradcheck in float64 over the bottoms and every blob."""
-    layer = layer.double()
-    names = [f"blobs.{i}" for i in range(len(layer.blobs))]
-    tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in inputs]
-    blobs = [b.detach().clone().requires_grad_(True) for b in layer.blobs]
-
-    def fn(*args):
-        bottoms, params = args[:len(tensors)], args[len(tensors):]
-        return functional_call(layer, dict(zip(names, params)), tuple(bottoms))
-
-    assert torch.autograd.gradcheck(fn, tuple(tensors) + tuple(blobs), eps=1e-6, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- references
