@@ -1,7 +1,6 @@
 """The `eigen-depth` command: thin subcommands over the package. Errors a user can cause are printed
 as one line on stderr with exit status 2, never as a traceback."""
 import argparse
-import os
 import sys
 
 from .errors import EigenDepthError
