@@ -69,11 +69,11 @@ class Solver:
     """A Caffe solver: `Solver(solver_prototxt_or_param, device=..., feeder=..., deploy=...)`.
 
     The train net is built in the TRAIN phase, test nets in the TEST phase sharing the train net's blobs
-    by layer name. `step(n)`, `solve()`, `snapshot()`, `restore(solverstate)`, `test()`, `iter`.
+    by layer name (float32, or `dtype`: float64 runs the same update in double precision). `step(n)`, `solve()`, `snapshot()`, `restore(solverstate)`, `test()`, `iter`.
     """
 
     def __init__(self, solver, device="cpu", feeder=None, test_feeders=None, deploy=None, callbacks=(),
-                 distributed=None, solver_type=None, folder=None):
+                 distributed=None, solver_type=None, folder=None, dtype=None):
         if isinstance(solver, schema.SolverParameter):
             self.param, self.folder = solver, folder  # folder: where relative net paths resolve
         else:
@@ -86,8 +86,8 @@ class Solver:
         if self.param.random_seed >= 0:
             torch.manual_seed(self.param.random_seed)
             np.random.seed(self.param.random_seed % 2**32)
-        self.net = self._build_net(schema.TRAIN, self.param.train_state).to(self.device)
-        self.test_nets = [self._share(self._build_net(schema.TEST, state)).to(self.device)
+        self.net = self._build_net(schema.TRAIN, self.param.train_state).to(self.device, dtype)
+        self.test_nets = [self._share(self._build_net(schema.TEST, state)).to(self.device, dtype)
                           for state in self._test_states()]
         self.feeder, self.test_feeders = feeder, list(test_feeders or [])
         self.deploy = deploy if deploy is not None else self._sibling_deploy()

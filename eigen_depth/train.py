@@ -106,7 +106,8 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
             if rank == 0:
                 echo(f"weights from {path}: {', '.join(f'{a} -> {b}' for a, b in report)}")
     log_dir = log_dir or os.path.dirname(runner.snapshot_prefix()) or "."
-    log = TrainingLog(log_dir, runner.param.max_iter, runner.iter, rank=rank, progress=progress)
+    log = TrainingLog(log_dir, runner.param.max_iter, runner.iter, rank=rank, progress=progress,
+                      display=runner.param.display)
     runner.callbacks.append(log)
     last = []
     runner.callbacks.append(lambda event, it, values: last.append(values["caffemodel"]) if event == "snapshot" else None)

@@ -14,8 +14,9 @@ from .atomic import atomic_write
 class TrainingLog:
     """Progress bar + CSV (`train_log.csv`) + TensorBoard (`tensorboard/`) + `loss_curve.png` in `folder`."""
 
-    def __init__(self, folder, total_iterations, start_iteration=0, rank=0, progress=True, tensorboard=True):
-        self.folder, self.rank = folder, rank
+    def __init__(self, folder, total_iterations, start_iteration=0, rank=0, progress=True, tensorboard=True,
+                 display=0):
+        self.folder, self.rank, self.display = folder, rank, display
         self.rows = []
         self.tests = []
         self.started = time.perf_counter()
@@ -59,6 +60,8 @@ class TrainingLog:
             if self.bar is not None:
                 self.bar.set_postfix(loss=f"{values['smoothed_loss']:.4g}", lr=f"{values['lr']:.3g}", refresh=False)
                 self.bar.update(1)
+            if self.display and iteration % self.display == 0:  # Caffe's `display` lines
+                self._say(f"Iteration {iteration} (lr = {values['lr']:.4g}), loss = {values['smoothed_loss']:.6g}")
             if self.writer is not None:
                 self.writer.add_scalar("train/loss", values["loss"], iteration)
                 self.writer.add_scalar("train/lr", values["lr"], iteration)
@@ -67,10 +70,16 @@ class TrainingLog:
             if self.writer is not None:
                 for name, value in values.items():
                     self.writer.add_scalar(name, value, iteration)
-            if self.bar is not None and values:
-                self.bar.write(f"iteration {iteration}: " + ", ".join(f"{k} = {v:.5g}" for k, v in values.items()))
-        elif event == "snapshot" and self.bar is not None:
-            self.bar.write(f"iteration {iteration}: snapshot {values['caffemodel']}")
+            if values:
+                self._say(f"Iteration {iteration}, testing: " + ", ".join(f"{k} = {v:.5g}" for k, v in values.items()))
+        elif event == "snapshot":
+            self._say(f"Iteration {iteration}: snapshot {values['caffemodel']}")
+
+    def _say(self, line):
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
 
     def close(self):
         """Finishes the bar, closes the files and draws loss_curve.png; returns its path (rank 0)."""

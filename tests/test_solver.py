@@ -76,6 +76,9 @@ ORDER = [("ip1", 0), ("ip1", 1), ("ip2", 0), ("ip2", 1)]
 
 def numpy_solver(kind, iterations, iter_size=1, clip=-1.0, lr=0.05, momentum=0.9, decay=0.01, gamma=0.5,
                  stepsize=4, delta=1e-8, rms_decay=0.99, momentum2=0.999, regularization="L2"):
+    # SolverParameter stores these as float32, so Caffe computes with the float32 values
+    lr, momentum, decay, gamma, delta, rms_decay, momentum2, clip = (
+        float(np.float32(v)) for v in (lr, momentum, decay, gamma, delta, rms_decay, momentum2, clip))
     w = {k: [a.astype(np.float64) for a in v] for k, v in initial_weights().items()}
     h1 = {key: np.zeros_like(w[key[0]][key[1]]) for key in ORDER}
     h2 = {key: np.zeros_like(w[key[0]][key[1]]) for key in ORDER}
@@ -126,7 +129,7 @@ def numpy_solver(kind, iterations, iter_size=1, clip=-1.0, lr=0.05, momentum=0.9
     return w
 
 
-def run_solver(tmp_path, iterations=10, **fields):
+def run_solver(tmp_path, iterations=10, dtype=None, **fields):
     tmp_path.mkdir(parents=True, exist_ok=True)
     weights = tmp_path / "init.caffemodel"
     model = schema.NetParameter()
@@ -137,22 +140,28 @@ def run_solver(tmp_path, iterations=10, **fields):
     write_caffemodel(model, weights)
     param = solver_param(**fields)
     param.snapshot_prefix = str(tmp_path / "snaps") + "/"  # Caffe's "snaps/" gives snaps/_iter_N
-    solver = Solver(param, feeder=Batches(), test_feeders=[Batches()])
+    solver = Solver(param, feeder=Batches(), test_feeders=[Batches()], dtype=dtype)
     solver.net.copy_from(str(weights))
     solver.step(iterations)
     return solver
 
 
-def assert_matches_reference(solver, reference):
+def assert_matches_reference(solver, reference, rtol=1e-5, atol=1e-6):
     for name in ("ip1", "ip2"):
         for index in range(2):
             ours = solver.net.layer_by_name(name).blobs[index].detach().numpy()
-            np.testing.assert_allclose(ours, reference[name][index], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(ours, reference[name][index], rtol=rtol, atol=atol)
 
 
 def test_sgd_with_momentum_decay_multipliers_step_policy_and_iter_size_matches_caffe(tmp_path):
+    # float32, as Caffe trains: equal up to float32 rounding accumulated over 10 iterations
     solver = run_solver(tmp_path, iter_size=2)
     assert_matches_reference(solver, numpy_solver("SGD", 10, iter_size=2))
+
+
+def test_sgd_update_in_double_precision_matches_caffes_formula_to_1e_6(tmp_path):
+    solver = run_solver(tmp_path, iter_size=2, dtype=torch.float64)
+    assert_matches_reference(solver, numpy_solver("SGD", 10, iter_size=2), rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("kind", ["Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"])

@@ -1,0 +1,46 @@
+"""The training log: Caffe-style display lines, a CSV row per iteration, a loss-curve PNG, and a resumed run
+that keeps the rows before its starting iteration."""
+import csv
+
+from PIL import Image
+
+from eigen_depth.training_log import TrainingLog
+
+
+def feed(log, iterations):
+    for iteration in iterations:
+        log("iteration", iteration, {"loss": 10.0 / iteration, "smoothed_loss": 8.0 / iteration, "lr": 0.01})
+
+
+def rows(folder):
+    with open(folder / "train_log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_display_lines_every_n_iterations_and_test_results(tmp_path, capsys):
+    log = TrainingLog(str(tmp_path), 4, progress=False, tensorboard=False, display=2)
+    feed(log, range(1, 5))
+    log("test", 4, {"test0/loss": 0.5})
+    log.close()
+    assert capsys.readouterr().out.splitlines() == [
+        "Iteration 2 (lr = 0.01), loss = 4", "Iteration 4 (lr = 0.01), loss = 2",
+        "Iteration 4, testing: test0/loss = 0.5"]
+
+
+def test_csv_has_a_row_per_iteration_and_the_curve_is_a_png(tmp_path):
+    log = TrainingLog(str(tmp_path), 3, progress=False, tensorboard=False)
+    feed(log, range(1, 4))
+    curve = log.close()
+    assert [(r["iteration"], float(r["loss"]), float(r["smoothed_loss"])) for r in rows(tmp_path)] == \
+        [("1", 10.0, 8.0), ("2", 5.0, 4.0), ("3", 10.0 / 3, 8.0 / 3)]
+    assert Image.open(curve).format == "PNG"
+
+
+def test_resumed_log_keeps_the_rows_before_the_resumed_iteration(tmp_path):
+    first = TrainingLog(str(tmp_path), 6, progress=False, tensorboard=False)
+    feed(first, range(1, 6))  # iterations 4 and 5 happened after the snapshot at 3
+    first.close()
+    resumed = TrainingLog(str(tmp_path), 6, start_iteration=3, progress=False, tensorboard=False)
+    feed(resumed, range(4, 7))
+    resumed.close()
+    assert [r["iteration"] for r in rows(tmp_path)] == ["1", "2", "3", "4", "5", "6"]
