@@ -315,14 +315,12 @@ class CaffeNet(nn.Module):
 
     def reshape(self, input_shapes):
         """Rebuilds the layers for new input shapes, keeping the current blobs."""
-        state = {key: value for key, value in self.state_dict().items()}
         rebuilt = CaffeNet(self.net_param, self.phase, self.level, self.stages, input_shapes,
-                           bilinear=self.bilinear, source=self.source)
-        rebuilt.load_state_dict(state)
+                           bilinear=self.bilinear, source=self.source, fill=False)
+        rebuilt.to(self.device, self.dtype).load_state_dict(self.state_dict())
         for name in ("layers", "blob_shapes", "output_names", "input_names", "layer_bottoms", "layer_tops",
                      "loss_weights", "param_infos", "layer_needs_grad", "layer_detach"):
             setattr(self, name, getattr(rebuilt, name))
-        self.to(self.device)
 
     @property
     def device(self):
