@@ -184,3 +184,44 @@ def test_two_processes_train_like_one_with_the_doubled_batch():
     for rank in (0, 1):
         for ours, theirs in zip(results[rank], single.net.parameters()):
             torch.testing.assert_close(ours, theirs.detach(), rtol=1e-5, atol=1e-6)
+
+
+HDF5_NET = """
+layer { name: "data" type: "HDF5Data" top: "x" top: "y" hdf5_data_param { source: "LIST" batch_size: BATCH } }
+layer { name: "ip1" type: "InnerProduct" bottom: "x" top: "h" inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }
+layer { name: "relu" type: "ReLU" bottom: "h" top: "h" }
+layer { name: "ip2" type: "InnerProduct" bottom: "h" top: "p" inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "p" bottom: "y" top: "loss" }
+"""
+
+
+def test_torchrun_with_two_processes_trains_like_one_with_the_doubled_batch(tmp_path):
+    import subprocess
+    import sys
+
+    import h5py
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((16, 3)).astype(np.float32)
+    with h5py.File(tmp_path / "data.h5", "w") as handle:
+        handle["x"], handle["y"] = x, np.sin(x[:, :2])
+    (tmp_path / "list.txt").write_text(str(tmp_path / "data.h5") + "\n")
+    for name, batch in (("two", 4), ("one", 8)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "net.prototxt").write_text(HDF5_NET.replace("LIST", str(tmp_path / "list.txt"))
+                                             .replace("BATCH", str(batch)))
+        (folder / "solver.prototxt").write_text(
+            f'net: "net.prototxt" base_lr: 0.1 momentum: 0.9 weight_decay: 0.01 lr_policy: "fixed" max_iter: 3 '
+            f'snapshot_prefix: "{folder}/snaps/"')
+    train = ["-m", "eigen_depth", "train", "--device", "cpu", "--no-progress", "--solver"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                    str(free_port()), *train, str(tmp_path / "two" / "solver.prototxt")], check=True, env=env,
+                   capture_output=True)
+    subprocess.run([sys.executable, *train, str(tmp_path / "one" / "solver.prototxt")], check=True, env=env,
+                   capture_output=True)
+    two = load_weights(tmp_path / "two" / "snaps" / "_iter_3.caffemodel")
+    one = load_weights(tmp_path / "one" / "snaps" / "_iter_3.caffemodel")
+    for name in ("ip1", "ip2"):
+        for ours, theirs in zip(two[name], one[name]):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
