@@ -3,7 +3,7 @@ as one line on stderr with exit status 2, never as a traceback."""
 import argparse
 import sys
 
-from .errors import EigenDepthError
+from .errors import exit_status
 
 COMMANDS = {}
 
@@ -168,11 +168,6 @@ def _predict(parser):
     return run
 
 
-def _one_line(error):
-    """The error's text on one line, whatever line breaks a file name or a quoted token holds."""
-    return " ".join(str(error).splitlines())
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="eigen-depth", description="Run, evaluate, train and export Caffe depth networks on PyTorch.")
@@ -189,20 +184,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    try:
-        return runners[args.command](args)
-    except EigenDepthError as error:
-        print(f"eigen-depth {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"eigen-depth {args.command}: error: {_one_line(where + str(error.strerror or error))}",
-              file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"eigen-depth {args.command}: interrupted", file=sys.stderr)
-        return 130
-
+    return exit_status(f"eigen-depth {args.command}", lambda: runners[args.command](args))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,3 +23,25 @@ class LayerError(EigenDepthError):
 
 class DatasetError(EigenDepthError):
     """Input data that is missing, unreadable or unpaired."""
+
+
+def one_line(error):
+    """An error's text on one line, whatever line breaks a file name or a quoted token holds."""
+    return " ".join(str(error).splitlines())
+
+
+def exit_status(prog, action, interrupted="interrupted"):
+    """Runs action() for a command-line tool: its return value (or 0) as the exit status; an error a
+    user can cause (the project's errors, a file the OS refuses) is one line on stderr and status 2."""
+    import sys
+    try:
+        return action() or 0
+    except EigenDepthError as error:
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{prog}: error: {one_line(where + str(error.strerror or error))}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return 130
+    return 2

@@ -46,7 +46,8 @@ from .constants import (DEPTH_BLOBS, DEPTH_UNIT_M, GRADIENT_BLOB, GRADIENT_GT_HE
                         INPUT_SCALE, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, PNG_COMPRESSION,
                         STANDARD_HIGHER_IS_BETTER, STANDARD_METRICS, THESIS_HIGHER_IS_BETTER, THESIS_METRICS,
                         TOP_COUNT)
-from .errors import DatasetError, EigenDepthError, LayerError, ShapeError
+from .errors import DatasetError, EigenDepthError, LayerError, ShapeError, exit_status
+from .errors import one_line as _one_line
 
 TOOLS = ("test_depth", "get_depth", "test_grad")
 GT_FORMATS = ("png8", "png16mm", "npy")
@@ -65,10 +66,6 @@ def _listing(names):
     names = list(names)
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
-
-
-def _one_line(error):
-    return " ".join(str(error).split())
 
 
 def natural_key(text):
@@ -1059,15 +1056,4 @@ def tool_main(tool, argv=None, description=None):
     parser = argparse.ArgumentParser(prog=f"{tool}.py", description=description)
     add_arguments(parser, tool)
     args = parser.parse_args(argv)
-    try:
-        return run_args(args, tool)
-    except EigenDepthError as error:
-        print(f"{tool}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"{tool}: error: {_one_line(where + str(error.strerror or error))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{tool}: interrupted", file=sys.stderr)
-        return 130
+    return exit_status(tool, lambda: run_args(args, tool))

@@ -17,7 +17,7 @@ import torch
 
 from .caffe import read_prototxt, read_solver, schema
 from .constants import GRADIENT_KERNELS
-from .errors import EigenDepthError
+from .errors import EigenDepthError, exit_status
 from .net import CaffeNet
 from .solver import Solver
 
@@ -266,7 +266,6 @@ def train_all(variants=None, **options):
 def staged_main(argv=None):
     """tools/train.py's command line."""
     import argparse
-    import sys
 
     from .compat import resolve_device
     parser = argparse.ArgumentParser(description="The thesis's staged training (global, gradient, refine).")
@@ -292,7 +291,7 @@ def staged_main(argv=None):
                    batch=args.batch, out=args.out, device=resolve_device(args.device), solver_file=args.solver,
                    test_interval=args.test_interval, test_iter=args.test_iter, snapshot=args.snapshot_every,
                    progress=not args.no_progress)
-    try:
+    def run():
         if args.stage == "all":
             if args.variant:
                 raise EigenDepthError("--variant applies to one stage; for --stage all the thesis's variants are used")
@@ -302,7 +301,4 @@ def staged_main(argv=None):
             path = train_stage(args.stage, args.variant, global_snapshot=args.global_snapshot,
                                gradient_snapshot=args.gradient_snapshot, **options)
             print(f"{args.stage}: {path}")
-    except EigenDepthError as error:
-        print(f"train.py: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status("train.py", run)

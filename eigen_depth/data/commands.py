@@ -2,9 +2,8 @@
 make_synthetic.py): argument parsing over the package. Errors a user can cause print as one line on stderr
 with exit status 2."""
 import argparse
-import sys
 
-from ..errors import EigenDepthError
+from ..errors import exit_status
 from .constants import COLOR_SIZE, CROP_HEIGHT, CROP_WIDTH, DEPTH_SIZES, RECIPES
 
 
@@ -29,19 +28,7 @@ def _common(parser, workers=True):
 
 def _run(tool, parser, runner, argv):
     args = parser.parse_args(argv)
-    try:
-        runner(args)
-        return 0
-    except EigenDepthError as error:
-        print(f"{tool}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"{tool}: error: {where}{error.strerror or error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{tool}: interrupted (rerun to continue: finished files are kept)", file=sys.stderr)
-        return 130
+    return exit_status(tool, lambda: runner(args), "interrupted (rerun to continue: finished files are kept)")
 
 
 def convert_nyu_main(argv=None):
