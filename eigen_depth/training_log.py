@@ -100,9 +100,16 @@ def plot_loss_curve(rows, tests, path, title="training loss"):
     import matplotlib.pyplot as plt
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     if rows:
+        import numpy as np
         iterations = [int(r["iteration"]) for r in rows]
-        axes.plot(iterations, [float(r["loss"]) for r in rows], color="0.75", linewidth=0.8, label="loss")
-        axes.plot(iterations, [float(r["smoothed_loss"]) for r in rows], color="C0", label="smoothed loss")
+        losses = np.array([float(r["loss"]) for r in rows])
+        axes.plot(iterations, losses, color="0.75", linewidth=0.8, label="loss")
+        window = max(1, min(len(losses) // 10, 100))
+        if window > 1:  # a running mean shows the trend even when the solver's average_loss is 1
+            running = np.convolve(losses, np.ones(window) / window, mode="valid")
+            axes.plot(iterations[window - 1:], running, color="C0", label=f"running mean ({window} iterations)")
+        else:
+            axes.plot(iterations, [float(r["smoothed_loss"]) for r in rows], color="C0", label="smoothed loss")
     for name in sorted({k for _, values in tests for k in values}):
         points = [(it, values[name]) for it, values in tests if name in values]
         axes.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3, label=name)
