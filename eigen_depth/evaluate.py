@@ -98,7 +98,7 @@ def _require_dir(path, what):
         raise DatasetError(f"{path}: the {what} is not a folder")
 
 
-def _unique_stems(paths):
+def unique_stems(paths):
     """Keeps the first of several inputs with the same stem (they would write the same outputs)."""
     chosen, seen, clashes = [], {}, []
     for path in paths:
@@ -128,7 +128,7 @@ def find_pairs(input_dir, gt_dir, gt_format="png8"):
     inputs = [os.path.join(input_dir, n) for n in candidates if images.is_image_name(n)]
     gt_names = set(os.listdir(gt_dir))
     pairs, unpaired, used = [], [], set()
-    for stem, path in _unique_stems(inputs):
+    for stem, path in unique_stems(inputs):
         name = os.path.basename(path).replace("colors", "depth")
         options = [os.path.splitext(name)[0] + ".npy"] if gt_format == "npy" else \
             [name, os.path.splitext(name)[0] + ".png"]
@@ -158,7 +158,7 @@ def find_images(input_dir):
     ignored = [n for n in names if not images.is_image_name(n)]
     if ignored:
         warn(f"ignoring files in {input_dir} that are not images: {_listing(ignored)}")
-    chosen = _unique_stems([os.path.join(input_dir, n) for n in names if images.is_image_name(n)])
+    chosen = unique_stems([os.path.join(input_dir, n) for n in names if images.is_image_name(n)])
     if not chosen:
         raise DatasetError(f"{input_dir}: no image files (PNG, JPEG, TIFF, ...) to run the networks on")
     return [Pair(stem, path) for stem, path in chosen]
@@ -589,11 +589,11 @@ def higher_is_better(name):
     return False
 
 
-def _default_batch_size(device):
+def default_batch_size(device):
     return 32 if getattr(device, "type", str(device)) == "cuda" else 8
 
 
-def _device(name):
+def device_option(name):
     from .compat import resolve_device
     try:
         return resolve_device(name)
@@ -730,8 +730,8 @@ def run(options):
     else:
         pairs = find_pairs(options.input_dir, options.gt_dir, options.gt_format)
     snapshots = find_snapshots(options.snaps_dir, options.snapshots)
-    device = _device(options.device)
-    batch_size = options.batch_size or _default_batch_size(device)
+    device = device_option(options.device)
+    batch_size = options.batch_size or default_batch_size(device)
     if batch_size < 1:
         raise DatasetError(f"--batch-size must be at least 1, not {batch_size}")
     loader = options.loader or ModelLoader()

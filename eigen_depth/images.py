@@ -208,10 +208,10 @@ def write_npy(path, array):
 
 # -- Contact sheets ----------------------------------------------------------------------------------------
 _SHEET_PANEL = (160, 210)      # each panel at half the GT's 320x420
-_SHEET_GAP, _SHEET_LABEL, _SHEET_BAR = 6, 18, 16
+_SHEET_GAP, _SHEET_LABEL, SHEET_BAR = 6, 18, 16
 
 
-def _colormap(values, vmax, name):
+def colormap(values, vmax, name):
     """float map -> RGB uint8 through a matplotlib colormap on [0, vmax]; NaN shown black."""
     from matplotlib import colormaps
     table = (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
@@ -233,13 +233,13 @@ def _text(canvas, text, x, y, scale=0.42):
     cv2.putText(canvas, text, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
-def _colour_bar(canvas, x, y, height, vmax, name, label):
+def colour_bar(canvas, x, y, height, vmax, name, label):
     """A vertical bar from 0 (bottom) to vmax (top) with five tick labels."""
-    ramp = _colormap(np.linspace(vmax, 0, height)[:, None].repeat(_SHEET_BAR, 1), vmax, name)
-    canvas[y:y + height, x:x + _SHEET_BAR] = ramp
+    ramp = colormap(np.linspace(vmax, 0, height)[:, None].repeat(SHEET_BAR, 1), vmax, name)
+    canvas[y:y + height, x:x + SHEET_BAR] = ramp
     for k in range(5):
         value = vmax * k / 4
-        _text(canvas, f"{value:.2f}", x + _SHEET_BAR + 4, y + height - k * (height - 1) / 4 + 4, 0.38)
+        _text(canvas, f"{value:.2f}", x + SHEET_BAR + 4, y + height - k * (height - 1) / 4 + 4, 0.38)
     _text(canvas, label, x - 4, y - 6, 0.4)
 
 
@@ -260,7 +260,7 @@ def contact_sheet(rows, title, vmax_m=None):
     emax = emax if emax > 0 else 1.0
     headers = ["input", "GT", "raw output", "MVN-fit output", "|raw - GT|"]
     top = 2 * label + gap
-    bars_width = 2 * (_SHEET_BAR + 60)
+    bars_width = 2 * (SHEET_BAR + 60)
     canvas_height = top + len(rows) * (height + label + gap) + gap
     canvas_width = gap + 5 * (width + gap) + bars_width
     canvas = np.full((canvas_height, canvas_width, 3), 255, dtype=np.uint8)
@@ -270,13 +270,13 @@ def contact_sheet(rows, title, vmax_m=None):
     for r, (name, rgb, gt, raw, fit) in enumerate(rows):
         y = top + r * (height + label + gap)
         _text(canvas, name, gap, y + label - 5, 0.4)
-        panels = [np.asarray(rgb, dtype=np.uint8)] + [_colormap(d, vmax, "viridis") for d in (gt, raw, fit)] + \
-                 [_colormap(errors[r], emax, "magma")]
+        panels = [np.asarray(rgb, dtype=np.uint8)] + [colormap(d, vmax, "viridis") for d in (gt, raw, fit)] + \
+                 [colormap(errors[r], emax, "magma")]
         for c, panel in enumerate(panels):
             x = gap + c * (width + gap)
             canvas[y + label:y + label + height, x:x + width] = _panel(panel)
     bar_height = max(60, canvas_height - top - 3 * gap - label)
     bar_x = gap + 5 * (width + gap) + 8
-    _colour_bar(canvas, bar_x, top + label + gap, bar_height, vmax, "viridis", "depth m")
-    _colour_bar(canvas, bar_x + _SHEET_BAR + 60, top + label + gap, bar_height, emax, "magma", "error m")
+    colour_bar(canvas, bar_x, top + label + gap, bar_height, vmax, "viridis", "depth m")
+    colour_bar(canvas, bar_x + SHEET_BAR + 60, top + label + gap, bar_height, emax, "magma", "error m")
     return encode_png(canvas, compression=3)

@@ -101,10 +101,10 @@ def colour_depth_png(depth_m, max_depth_m=None, compression=3):
     max_depth_m = max_depth_m if max_depth_m > 0 else 1.0
     canvas_height = max(height, _MIN_CANVAS_HEIGHT)
     bar_x = width + _BAR_MARGIN
-    canvas = np.full((canvas_height, bar_x + images._SHEET_BAR + _BAR_TEXT, 3), 255, dtype=np.uint8)
-    canvas[:height, :width] = images._colormap(depth, max_depth_m, COLOUR_MAP)
+    canvas = np.full((canvas_height, bar_x + images.SHEET_BAR + _BAR_TEXT, 3), 255, dtype=np.uint8)
+    canvas[:height, :width] = images.colormap(depth, max_depth_m, COLOUR_MAP)
     top = 2 * _BAR_MARGIN + 4
-    images._colour_bar(canvas, bar_x, top, canvas_height - top - _BAR_MARGIN, max_depth_m, COLOUR_MAP, "depth m")
+    images.colour_bar(canvas, bar_x, top, canvas_height - top - _BAR_MARGIN, max_depth_m, COLOUR_MAP, "depth m")
     return images.encode_png(canvas, compression)
 
 
@@ -122,11 +122,11 @@ class DepthPredictor:
     """
 
     def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order="rgb"):
-        from .evaluate import Snapshot, _device, load_model
+        from .evaluate import Snapshot, device_option, load_model
         for path, what in ((prototxt, "deploy prototxt (--model)"), (weights, "caffemodel (--weights)")):
             if not os.path.isfile(path):
                 raise DatasetError(f"{path}: no such file (the {what})")
-        self.device = _device(device) if isinstance(device, str) else device
+        self.device = device_option(device) if isinstance(device, str) else device
         name = os.path.splitext(os.path.basename(weights))[0]
         self.model = load_model(Snapshot(name, os.fspath(weights), os.fspath(prototxt)), self.device,
                                 output_blob, "depth")
@@ -167,7 +167,7 @@ def find_inputs(paths):
     """[(stem, path)] of the named image files and of every image file in the named folders (sorted);
     a missing path or an empty folder is a DatasetError. Inputs whose outputs would clash (same stem)
     are kept once, with a warning."""
-    from .evaluate import _unique_stems, find_images
+    from .evaluate import unique_stems, find_images
     if not paths:
         raise DatasetError("no input: name image files or folders")
     found = []
@@ -179,7 +179,7 @@ def find_inputs(paths):
             found.append(path)
         else:
             raise DatasetError(f"{path}: no such file or folder")
-    return _unique_stems(found)
+    return unique_stems(found)
 
 
 @dataclass
@@ -256,13 +256,13 @@ def run(options):
     do not stop the others: they are named together in one DatasetError at the end."""
     from tqdm import tqdm
 
-    from .evaluate import _default_batch_size
+    from .evaluate import default_batch_size
     if options.ply_format not in PLY_FORMATS:
         raise ValueError(f"ply_format must be one of {PLY_FORMATS}")
     inputs = find_inputs(options.inputs)
     predictor = DepthPredictor(options.model, options.weights, options.device, options.log, options.output_blob,
                                options.channel_order)
-    batch_size = options.batch_size or _default_batch_size(predictor.device)
+    batch_size = options.batch_size or default_batch_size(predictor.device)
     if batch_size < 1:
         raise DatasetError(f"--batch-size must be at least 1, not {batch_size}")
     os.makedirs(options.out_dir, exist_ok=True)
