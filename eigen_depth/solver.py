@@ -328,6 +328,9 @@ class Solver:
         caffemodel path. Only rank 0 writes under torch.distributed."""
         base = f"{self.snapshot_prefix()}_iter_{self.iter}"
         if self.distributed and self.distributed[0] != 0:
+            import torch.distributed as dist
+            dist.barrier()  # rank 0 is writing; afterwards every rank may read the files
+            self._notify("snapshot", self.iter, {"caffemodel": base + ".caffemodel"})
             return base + ".caffemodel"
         folder = os.path.dirname(base)
         if folder:
@@ -341,6 +344,9 @@ class Solver:
         if self.deploy:
             shutil.copyfile(self.deploy, base + ".prototxt.part")
             os.replace(base + ".prototxt.part", base + ".prototxt")
+        if self.distributed:
+            import torch.distributed as dist
+            dist.barrier()
         self._notify("snapshot", self.iter, {"caffemodel": model_path})
         return model_path
 

@@ -154,15 +154,21 @@ def batch(iteration, rows):
     return {"x": x[rows], "y": np.sin(x[rows, :2])}
 
 
-def train_shard(rank, world, port, results):
+def train_shard(rank, world, port, results, folder):
     import torch.distributed as dist
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     torch.manual_seed(0)
-    solver = Solver(mlp_solver(), distributed=(rank, world))
+    param = mlp_solver()
+    param.snapshot_prefix = folder + "/snaps/"
+    solver = Solver(param, distributed=(rank, world))
     step = iter(range(100))
     solver.feeder = lambda: batch(next(step), slice(rank * 4, rank * 4 + 4))
     solver.step(5)
-    results[rank] = [p.detach().clone() for p in solver.net.parameters()]
+    seen = []
+    solver.callbacks.append(lambda event, it, values: seen.append((values["caffemodel"],
+                                                                   os.path.exists(values["caffemodel"]))))
+    solver.snapshot()
+    results[rank] = ([p.detach().clone() for p in solver.net.parameters()], seen)
     dist.destroy_process_group()
 
 
@@ -172,7 +178,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_two_processes_train_like_one_with_the_doubled_batch():
+def test_two_processes_train_like_one_with_the_doubled_batch(tmp_path):
     torch.manual_seed(0)
     single = Solver(mlp_solver())
     step = iter(range(100))
@@ -180,10 +186,14 @@ def test_two_processes_train_like_one_with_the_doubled_batch():
     single.step(5)
     manager = mp.get_context("spawn").Manager()
     results = manager.dict()
-    mp.start_processes(train_shard, args=(2, free_port(), results), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(train_shard, args=(2, free_port(), results, str(tmp_path)), nprocs=2, join=True,
+                       start_method="spawn")
     for rank in (0, 1):
-        for ours, theirs in zip(results[rank], single.net.parameters()):
+        for ours, theirs in zip(results[rank][0], single.net.parameters()):
             torch.testing.assert_close(ours, theirs.detach(), rtol=1e-5, atol=1e-6)
+    # every rank learns of the snapshot, after rank 0 (the only writer) has written it
+    snapshot = str(tmp_path / "snaps" / "_iter_5.caffemodel")
+    assert results[0][1] == results[1][1] == [(snapshot, True)]
 
 
 HDF5_NET = """
