@@ -6,8 +6,8 @@ from .errors import EigenDepthError
 
 
 def _runtime_shapes(net):
-    """({layer: [blob shapes]}, {blob: shape}) from building the net (TEST phase) without weights, or
-    (None, None, reason) when it cannot be built here (e.g. its data sources are absent)."""
+    """({layer: [blob shapes]}, {blob: shape}, None) from building the net (TEST phase) without weights,
+    or (None, None, reason) when it cannot be built here (e.g. its data sources are absent)."""
     try:
         from .net import CaffeNet
         runtime = CaffeNet(net, "TEST", fill=False)

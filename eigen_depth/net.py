@@ -277,6 +277,15 @@ class CaffeNet(nn.Module):
         return OrderedDict((name, values[name]) for name in (self.output_names if end is None
                                                               else self.layer_tops[last]))
 
+    def loss_weight(self, blob):
+        """The loss_weight of a top (0 for tops that are not losses); the last producer of the name wins."""
+        weight = 0.0
+        for tops, weights in zip(self.layer_tops, self.loss_weights):
+            for top, value in zip(tops, weights):
+                if top == blob:
+                    weight = value
+        return weight
+
     def total_loss(self, blobs):
         """The objective: sum of loss_weight * sum(top) over every loss top present in `blobs` (the
         result of forward); None when the net has no loss."""

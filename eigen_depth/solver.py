@@ -298,18 +298,10 @@ class Solver:
                 for _ in range(self.param.test_iter[index]):
                     blobs = net(self._batch(feeder))
                     for name, value in blobs.items():
-                        sums[name] = sums.get(name, 0.0) + value.double().mean().item() * self._weight(net, name)
+                        sums[name] = sums.get(name, 0.0) + value.double().mean().item() * (net.loss_weight(name) or 1.0)
             for name, total in sums.items():
                 results[f"test{index}/{name}"] = total / self.param.test_iter[index]
         return results
-
-    @staticmethod
-    def _weight(net, blob):
-        for tops, weights in zip(net.layer_tops, net.loss_weights):
-            for top, weight in zip(tops, weights):
-                if top == blob and weight:
-                    return weight
-        return 1.0
 
     def _notify(self, event, iteration, values):
         for callback in self.callbacks:

@@ -157,9 +157,8 @@ def run_test(model, weights, iterations, device="cpu", data_root=None, data=None
                 sums[name] = sums.get(name, 0.0) + mean
                 echo(f"Batch {batch}, {name} = {mean:.6g}")
     means = {name: total / iterations for name, total in sums.items()}
-    weights_by_top = {top: w for tops, ws in zip(net.layer_tops, net.loss_weights) for top, w in zip(tops, ws)}
     for name, mean in means.items():
-        weight = weights_by_top.get(name, 0.0)
+        weight = net.loss_weight(name)
         suffix = f" (* {weight:g} = {mean * weight:.6g} loss)" if weight else ""
         echo(f"{name} = {mean:.6g}{suffix}")
     return means

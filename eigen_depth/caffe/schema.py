@@ -5,23 +5,20 @@ Unknown fields in binary files are skipped (and kept for re-writing); in text fi
 """
 from .message import Enum, Field, message_type
 
-F = Field
-
-
 def opt(name, number, kind, default=None, type_name=None, enum=None):
-    return F(name, number, kind, default=default, type_name=type_name, enum=enum)
+    return Field(name, number, kind, default=default, type_name=type_name, enum=enum)
 
 
 def rep(name, number, kind, type_name=None, enum=None):
-    return F(name, number, kind, repeated=True, type_name=type_name, enum=enum)
+    return Field(name, number, kind, repeated=True, type_name=type_name, enum=enum)
 
 
 def msg(name, number, type_name):
-    return F(name, number, "message", type_name=type_name)
+    return Field(name, number, "message", type_name=type_name)
 
 
 def rep_msg(name, number, type_name):
-    return F(name, number, "message", repeated=True, type_name=type_name)
+    return Field(name, number, "message", repeated=True, type_name=type_name)
 
 
 Phase = Enum("Phase", [("TRAIN", 0), ("TEST", 1)])
