@@ -185,17 +185,35 @@ class Solver:
                         diff.add_(torch.sign(weight), alpha=decay)
                     else:
                         raise PrototxtError(f"unknown regularization_type '{p.regularization_type}': use L1 or L2")
-                local_rate = rate * info.lr_mult
-                update = self._rule(index, count, diff, local_rate)
-                weight.sub_(update)
+                self._rule(index, count, diff, rate * info.lr_mult, weight)
         return rate
 
-    def _rule(self, index, count, diff, local_rate):
+    def _rule(self, index, count, diff, local_rate, weight):
+        """Applies the solver type's update of parameter `index` to `weight` (in place)."""
         p, history = self.param, self.history
         h = history[index]
         if self.type == "SGD":
             h.mul_(p.momentum).add_(diff, alpha=local_rate)
-            return h
+            weight.sub_(h)
+            return
+        if self.type == "Adam":
+            # m in history[index], v in history[count + index]; t = iter + 1. In place, without temporaries:
+            # for the global net's 64M parameters the update is a large part of a training step.
+            m, v = h, history[count + index]
+            beta1, beta2 = p.momentum, p.momentum2
+            m.mul_(beta1).add_(diff, alpha=1 - beta1)
+            v.mul_(beta2).addcmul_(diff, diff, value=1 - beta2)
+            t = self.iter + 1
+            correction = math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+            # the update goes into diff, as in Caffe (diff holds the update after a step)
+            update = torch.sqrt(v, out=diff).add_(p.delta)
+            torch.div(m, update, out=update).mul_(local_rate * correction)
+            weight.sub_(update)
+            return
+        weight.sub_(self._adaptive_update(index, count, diff, local_rate, h))
+
+    def _adaptive_update(self, index, count, diff, local_rate, h):
+        p, history = self.param, self.history
         if self.type == "Nesterov":
             previous = h.clone()
             h.mul_(p.momentum).add_(diff, alpha=local_rate)
@@ -212,14 +230,7 @@ class Solver:
             update = ((update_history + p.delta) / (h + p.delta)).sqrt_() * diff
             update_history.mul_(p.momentum).add_(update * update, alpha=1 - p.momentum)
             return local_rate * update
-        # Adam: m in history[index], v in history[count + index]; t = iter + 1
-        m, v = h, history[count + index]
-        beta1, beta2 = p.momentum, p.momentum2
-        m.mul_(beta1).add_(diff, alpha=1 - beta1)
-        v.mul_(beta2).add_(diff * diff, alpha=1 - beta2)
-        t = self.iter + 1
-        correction = math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-        return local_rate * correction * m / (v.sqrt() + p.delta)
+        raise PrototxtError(f"unknown solver type '{self.type}': use one of {', '.join(SOLVER_TYPES)}")
 
     # Iterations --------------------------------------------------------------------------------
     def _batch(self, feeder):
