@@ -25,6 +25,10 @@ class DatasetError(EigenDepthError):
     """Input data that is missing, unreadable or unpaired."""
 
 
+class OutputError(EigenDepthError):
+    """An output path that is one of the command's inputs or a file it did not write: nothing is written."""
+
+
 def one_line(error):
     """An error's text on one line, whatever line breaks a file name or a quoted token holds."""
     return " ".join(str(error).splitlines())

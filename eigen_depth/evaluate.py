@@ -16,6 +16,13 @@ metrics beside the thesis's, results.csv / results.json (merged across runs), pe
 sheet per snapshot, metric-vs-iteration plots, progress bars, and clear errors: a snapshot that cannot be
 evaluated is skipped with a one-line reason and the exit status says so at the end.
 
+Nothing a run did not write is overwritten. Before writing anything it refuses (one line, exit status 2)
+when a per-snapshot folder it would replace holds an input or anything but PNG, NPY and CSV files, or when
+OUT_DIR holds a results.json that is not this tool's (another tool's, not JSON, another structure) or a
+results.csv / plot without one. Output names never collide: where the usual name is taken (get_depth on a
+folder holding both a_colors.png and a_depth.png, whose copy is a_depth.png), an output is named after the
+whole input name (a_colors_depth.png), with a warning.
+
 Where the original misbehaved, the port differs (documented in the README's evaluation section): it
 averages over the evaluated pairs (the original divided by the number of all files in INPUT_DIR), writes
 OUT_DIR_abs beside OUT_DIR even when OUT_DIR ends with a slash, renames only the file name (the original
@@ -46,8 +53,9 @@ from .constants import (DEPTH_BLOBS, DEPTH_UNIT_M, GRADIENT_BLOB, GRADIENT_GT_HE
                         INPUT_SCALE, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, PNG_COMPRESSION,
                         STANDARD_HIGHER_IS_BETTER, STANDARD_METRICS, THESIS_HIGHER_IS_BETTER, THESIS_METRICS,
                         TOP_COUNT)
-from .errors import DatasetError, EigenDepthError, LayerError, ShapeError, exit_status
+from .errors import DatasetError, EigenDepthError, LayerError, OutputError, ShapeError, exit_status
 from .errors import one_line as _one_line
+from .outputs import is_within, plan_names
 
 TOOLS = ("test_depth", "get_depth", "test_grad")
 GT_FORMATS = ("png8", "png16mm", "npy")
@@ -82,15 +90,51 @@ class Pair:
     gt_path: str = None
 
 
-def output_name(stem, kind):
+def output_name(stem, kind, attempt=0):
     """The original's output names: `a_colors` -> `a_depth` / `a_gt` / `a_grad1`; a stem without
     `_colors` gets `colors` replaced, or `_<kind>` appended (the original would have overwritten the
-    input's own output there)."""
+    input's own output there). When that name is taken (attempt 1, 2, ...): `a_colors_depth`,
+    `a_colors_depth_2`, ..."""
+    if attempt:
+        return f"{stem}_{kind}" + (f"_{attempt}" if attempt > 1 else "")
     if "_colors" in stem:
         return stem.replace("_colors", "_" + kind)
     if "colors" in stem:
         return stem.replace("colors", kind)
     return f"{stem}_{kind}"
+
+
+def _image_names(tool, options, stem, attempt):
+    """{kind: file name} of one input's outputs in a snapshot folder, besides its copy `<stem>.png`."""
+    if tool == "test_grad":
+        return {kind: output_name(stem, kind, attempt) + ".png" for kind in ("gt1", "gt2", "grad1", "grad2")}
+    depth = output_name(stem, "depth", attempt)
+    if tool == "test_depth":
+        return {"gt": output_name(stem, "gt", attempt) + ".png", "depth": depth + ".png"}
+    names = {"depth": depth + ".png"}
+    if options.png16:
+        names["png16"] = depth + "_mm.png"
+    if options.npy:
+        names["npy"] = depth + ".npy"
+    return names
+
+
+def plan_image_names(tool, options, pairs):
+    """{stem: {kind: file name}} of every file a snapshot folder gets, none the same: the copy of each input
+    keeps the input's name (`input`); an output whose usual name is taken (by a copy, as `a_depth.png` is
+    when get_depth reads both a_colors.png and a_depth.png, or by another input's output) gets the input's
+    whole stem (`a_colors_depth.png`), with a warning."""
+    copies = {pair.stem: pair.stem + ".png" for pair in pairs}
+    fixed = (PER_IMAGE_CSV, CONTACT_SHEET) if tool != "get_depth" else ()
+    plan, renamed = plan_names([pair.stem for pair in pairs], lambda stem, attempt:
+                               _image_names(tool, options, stem, attempt), set(copies.values()) | set(fixed))
+    if renamed:
+        shown = (f"{stem} -> {plan[stem].get('depth') or next(iter(plan[stem].values()))}" for stem in renamed)
+        warn(f"outputs named after the whole input name because the usual name is taken by another input's "
+             f"file: {_listing(shown)}")
+    for stem, names in plan.items():
+        names["input"] = copies[stem]
+    return plan
 
 
 def _require_dir(path, what):
@@ -151,10 +195,12 @@ def find_pairs(input_dir, gt_dir, gt_format="png8"):
     return pairs
 
 
-def find_images(input_dir):
-    """get_depth's inputs: every image file in input_dir (other files are listed and ignored)."""
+def find_images(input_dir, exclude=()):
+    """get_depth's inputs: every image file in input_dir (other files are listed and ignored, the names in
+    `exclude` left out silently)."""
     _require_dir(input_dir, "input folder")
-    names = sorted((n for n in os.listdir(input_dir) if os.path.isfile(os.path.join(input_dir, n))), key=natural_key)
+    names = sorted((n for n in os.listdir(input_dir)
+                    if n not in exclude and os.path.isfile(os.path.join(input_dir, n))), key=natural_key)
     ignored = [n for n in names if not images.is_image_name(n)]
     if ignored:
         warn(f"ignoring files in {input_dir} that are not images: {_listing(ignored)}")
@@ -494,6 +540,61 @@ class SnapshotFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+SNAPSHOT_FOLDER_FILES = (".png", ".npy", ".csv")     # what a per-snapshot folder may hold to be replaced
+_MOVE_AWAY = "move it away or choose another output folder"
+
+
+def _input_paths(options, pairs, snapshots):
+    """Every folder and file the run reads."""
+    folders = [options.input_dir, options.snaps_dir] + ([options.gt_dir] if options.gt_dir else [])
+    files = [path for pair in pairs for path in (pair.input_path, pair.gt_path) if path]
+    return folders + files + [path for s in snapshots for path in (s.caffemodel, s.prototxt)]
+
+
+def check_replaceable(folder, inputs):
+    """A per-snapshot folder is replaced whole by the new results: OutputError when it exists and is not a
+    folder of the files this tool writes there (PNG, NPY, CSV), or when it is or holds one of `inputs`."""
+    if not os.path.lexists(folder):
+        return
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        raise OutputError(f"{folder}: exists and is not a folder this tool wrote, and the snapshot's results "
+                          f"would replace it; {_MOVE_AWAY}")
+    for path in inputs:
+        if is_within(path, folder):
+            raise OutputError(f"{folder}: holds the input {path} and the snapshot's results would replace it; "
+                              f"{_MOVE_AWAY}")
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.islink(path) or not os.path.isfile(path) or not name.lower().endswith(SNAPSHOT_FOLDER_FILES):
+            raise OutputError(f"{path}: not a file this tool writes, and its folder would be replaced by the "
+                              f"snapshot's results; {_MOVE_AWAY}")
+
+
+def _check_results_files(out_dir, tool):
+    """results.json must be this tool's (read_results says why not); results.csv and the plot are written
+    with it, so without it they are someone else's."""
+    json_path = os.path.join(out_dir, RESULTS_JSON)
+    if os.path.lexists(json_path):
+        read_results(json_path, tool)
+        return
+    for name in (RESULTS_CSV, ITERATION_PLOT):
+        path = os.path.join(out_dir, name)
+        if os.path.lexists(path):
+            raise OutputError(f"{path}: exists without the {RESULTS_JSON} this tool writes beside it, so this tool "
+                              f"did not write it and would overwrite it; {_MOVE_AWAY}")
+
+
+def check_outputs(options, tool, pairs, snapshots, parents):
+    """Refuses (OutputError) before anything is written when a snapshot folder to be replaced is not this
+    tool's or holds an input, or when the results files in OUT_DIR are not this tool's."""
+    inputs = _input_paths(options, pairs, snapshots)
+    for parent in parents:
+        for snapshot in snapshots:
+            check_replaceable(os.path.join(parent, snapshot.name), inputs)
+    if metric_names(tool):
+        _check_results_files(options.out_dir, tool)
+
+
 def _remove(path):
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
@@ -612,8 +713,8 @@ def _progress(options, total, name):
 class _DepthFinisher:
     """Post-processing of one batch of a depth net: --log, cubic zoom, metrics, MVN fit, images."""
 
-    def __init__(self, options, folders, pool, sheet_indices):
-        self.options, self.folders, self.pool = options, folders, pool
+    def __init__(self, options, folders, pool, names, sheet_indices):
+        self.options, self.folders, self.pool, self.names = options, folders, pool, names
         self.sheet_indices, self.sheet_rows = set(sheet_indices), []
         self.offset = 0
 
@@ -635,11 +736,11 @@ class _DepthFinisher:
             files = {}
             oracle_dir, abs_dir = self.folders
             for i, pair in enumerate(batch.pairs):
-                depth_name, gt_name = output_name(pair.stem, "depth") + ".png", output_name(pair.stem, "gt") + ".png"
+                names = self.names[pair.stem]
                 for folder, depth in ((oracle_dir, fitted[i]), (abs_dir, zoomed[i])):
-                    files[folder.file(pair.stem + ".png")] = batch.input_png[i]
-                    files[folder.file(gt_name)] = batch.gt_png[i]
-                    files[folder.file(depth_name)] = _depth_png(depth, self.options.png_compression)
+                    files[folder.file(names["input"])] = batch.input_png[i]
+                    files[folder.file(names["gt"])] = batch.gt_png[i]
+                    files[folder.file(names["depth"])] = _depth_png(depth, self.options.png_compression)
             _write_many(self.pool, files)
         for i, pair in enumerate(batch.pairs):
             if self.offset + i in self.sheet_indices:
@@ -659,8 +760,8 @@ def _depth_png(depth_tenth, compression):
 class _GradientFinisher:
     """test_grad: zoom the 2 channels to 318x418, RMSE and MVN error against the filtered GT."""
 
-    def __init__(self, options, folders, pool):
-        self.options, self.folders, self.pool = options, folders, pool
+    def __init__(self, options, folders, pool, names):
+        self.options, self.folders, self.pool, self.names = options, folders, pool, names
 
     def __call__(self, batch, raw):
         zoomed = images.zoom_cubic(raw, GRADIENT_GT_HEIGHT, GRADIENT_GT_WIDTH)    # (N, 2, 318, 418)
@@ -672,11 +773,12 @@ class _GradientFinisher:
             folder = self.folders[0]
             files = {}
             for i, pair in enumerate(batch.pairs):
-                files[folder.file(pair.stem + ".png")] = batch.input_png[i]
+                names = self.names[pair.stem]
+                files[folder.file(names["input"])] = batch.input_png[i]
                 for c in range(2):
-                    files[folder.file(output_name(pair.stem, f"gt{c + 1}") + ".png")] = batch.gt_png[i][c]
+                    files[folder.file(names[f"gt{c + 1}"])] = batch.gt_png[i][c]
                     fit = metrics.mvn_fit(zoomed[i, c], batch.gt_view[i, c])
-                    files[folder.file(output_name(pair.stem, f"grad{c + 1}") + ".png")] = \
+                    files[folder.file(names[f"grad{c + 1}"])] = \
                         images.encode_png(images.to_uint8(np.clip(fit, 0, 1)), self.options.png_compression)
             _write_many(self.pool, files)
         return [[pair.stem] + [float(values[m][i]) for m in GRADIENT_METRICS] for i, pair in enumerate(batch.pairs)]
@@ -685,8 +787,8 @@ class _GradientFinisher:
 class _RawFinisher:
     """get_depth: the raw output zoomed to --size, written as V(d) PNG, and optionally mm PNG and .npy."""
 
-    def __init__(self, options, folders, pool):
-        self.options, self.folders, self.pool = options, folders, pool
+    def __init__(self, options, folders, pool, names):
+        self.options, self.folders, self.pool, self.names = options, folders, pool, names
 
     def __call__(self, batch, raw):
         out = raw[:, 0]
@@ -696,15 +798,15 @@ class _RawFinisher:
         folder = self.folders[0]
         files = {}
         for i, pair in enumerate(batch.pairs):
-            depth_name = output_name(pair.stem, "depth")
-            files[folder.file(pair.stem + ".png")] = batch.input_png[i]
-            files[folder.file(depth_name + ".png")] = _depth_png(zoomed[i], self.options.png_compression)
+            names = self.names[pair.stem]
+            files[folder.file(names["input"])] = batch.input_png[i]
+            files[folder.file(names["depth"])] = _depth_png(zoomed[i], self.options.png_compression)
             if self.options.png16:
-                files[folder.file(depth_name + "_mm.png")] = (
+                files[folder.file(names["png16"])] = (
                     lambda d=zoomed[i]: images.encode_png(images.depth_png16_mm(d * DEPTH_UNIT_M),
                                                           self.options.png_compression))
             if self.options.npy:
-                files[folder.file(depth_name + ".npy")] = lambda d=zoomed[i]: _npy_bytes(d * DEPTH_UNIT_M)
+                files[folder.file(names["npy"])] = lambda d=zoomed[i]: _npy_bytes(d * DEPTH_UNIT_M)
         _write_many(self.pool, files)
         return []
 
@@ -746,6 +848,8 @@ def run(options):
         parents = [out_dir, abs_dir_of(out_dir)]
     else:
         parents = [out_dir]
+    check_outputs(options, tool, pairs, snapshots, parents)
+    file_names = plan_image_names(tool, options, pairs)
     for parent in parents:
         os.makedirs(parent, exist_ok=True)
 
@@ -773,7 +877,7 @@ def run(options):
             folders = [SnapshotFolder(parent, snapshot.name) for parent in parents]
             try:
                 rows, seconds = _evaluate_snapshot(options, tool, snapshot, model, source, folders, pool, post,
-                                                   batch_size, len(pairs))
+                                                   batch_size, file_names)
             except (EigenDepthError, RuntimeError) as error:
                 if isinstance(error, DatasetError):
                     for folder in folders:
@@ -819,15 +923,16 @@ def _skip(outcome, snapshot, error):
     print(f"skipping {snapshot.name}: {reason}", file=sys.stderr, flush=True)
 
 
-def _evaluate_snapshot(options, tool, snapshot, model, source, folders, pool, post, batch_size, total):
+def _evaluate_snapshot(options, tool, snapshot, model, source, folders, pool, post, batch_size, names):
     height, width = model.input_size
+    total = len(names)
     if tool == "test_depth":
         sheet = _sheet_indices(total, options.sheet_images)
-        finisher = _DepthFinisher(options, folders, pool, sheet)
+        finisher = _DepthFinisher(options, folders, pool, names, sheet)
     elif tool == "test_grad":
-        finisher = _GradientFinisher(options, folders, pool)
+        finisher = _GradientFinisher(options, folders, pool, names)
     else:
-        finisher = _RawFinisher(options, folders, pool)
+        finisher = _RawFinisher(options, folders, pool, names)
     rows = []
     start = time.perf_counter()
     pending = deque()
@@ -889,22 +994,46 @@ def print_top(results, tool):
 
 
 # -- results.csv / results.json (merged across runs) ------------------------------------------------------
-def _load_previous(path, tool):
+def read_results(path, tool):
+    """The snapshot records of the results.json this tool wrote at `path` ({} when there is none).
+    OutputError for any other file there (another tool's, not JSON, another structure): it is never
+    overwritten."""
+    if not os.path.lexists(path):
+        return {}
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("tool") != tool or not isinstance(data.get("snapshots"), dict):
-        return {}
+    except (OSError, ValueError) as error:
+        raise OutputError(f"{path}: not a results file of {tool} ({_one_line(error)}); {_MOVE_AWAY}") from None
+    if not isinstance(data, dict) or "tool" not in data or not isinstance(data.get("snapshots"), dict):
+        raise OutputError(f"{path}: not a results file of {tool} (it needs 'tool' and 'snapshots' entries); "
+                          f"{_MOVE_AWAY}")
+    if data["tool"] != tool:
+        raise OutputError(f"{path}: holds the results of {data['tool']!r}, not of {tool}; {_MOVE_AWAY}")
+    bad = next((name for name, record in data["snapshots"].items() if not _is_record(record)), None)
+    if bad is not None:
+        raise OutputError(f"{path}: its snapshot {bad!r} is not a record this tool writes; {_MOVE_AWAY}")
     return data["snapshots"]
+
+
+def _is_number(value, kind=(int, float)):
+    return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
+
+def _is_record(record):
+    """A snapshot record as _record writes it, as far as the CSV and the plot read it."""
+    if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+        return False
+    return (_is_number(record.get("iteration"), int) and _is_number(record.get("images"), int)
+            and isinstance(record.get("series", ""), (str, type(None)))
+            and all(_is_number(value) for value in record["metrics"].values()))
 
 
 def _update_results(options, tool, outcome, snapshot=None):
     """Rewrites results.json and results.csv: the previous runs' snapshots, this one's (if given) and this
     run's skipped snapshots."""
     path = os.path.join(options.out_dir, RESULTS_JSON)
-    records = _load_previous(path, tool)
+    records = read_results(path, tool)
     names = metric_names(tool)
     if snapshot is not None:
         records[snapshot.name] = _record(options, outcome, snapshot, names)
@@ -943,7 +1072,7 @@ def _record(options, outcome, snapshot, names):
 def _plot_iterations(options, tool):
     """OUT_DIR/metrics_vs_iteration.png: each metric against N for snapshots named `<series>_iter_N`, one
     line per series (oracle figures dashed)."""
-    records = _load_previous(os.path.join(options.out_dir, RESULTS_JSON), tool)
+    records = read_results(os.path.join(options.out_dir, RESULTS_JSON), tool)
     series = {}
     for name, record in records.items():
         if record.get("iteration") is not None:

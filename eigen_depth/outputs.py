@@ -1,0 +1,99 @@
+"""Where commands write: output names that never collide with each other, and the checks that keep a
+command from overwriting one of its inputs or a file it did not write. Every check runs before the
+command writes anything."""
+import itertools
+import json
+import os
+
+from .atomic import atomic_write
+from .errors import OutputError
+
+RECORD = "eigen_depth_outputs.json"     # in an output folder: the names of the files eigen-depth wrote there
+
+
+def file_id(path):
+    """(device, inode) of an existing path (links followed), else None: equal ids are the same file."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def is_within(path, folder):
+    """True when `path` is `folder` or lies inside it (links resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def refuse_inputs(outputs, inputs, advice):
+    """OutputError naming the first input that one of `outputs` would overwrite (the same file, whatever
+    the path, link or hard link that names it)."""
+    ids = {}
+    for path in inputs:
+        ids.setdefault(file_id(path), path)
+    ids.pop(None, None)
+    for output in outputs:
+        hit = ids.get(file_id(output))
+        if hit is not None:
+            named = "" if os.fspath(output) == os.fspath(hit) else f" (as {output})"
+            raise OutputError(f"{hit}: is an input of this command and would be overwritten by an output{named}; "
+                              f"{advice}")
+
+
+def plan_names(stems, names_of, taken=()):
+    """Output file names that never collide: ({stem: {kind: name}}, [renamed stems]). For each stem in
+    order, names_of(stem, attempt) for the first attempt whose names differ from each other and from every
+    name taken before (`taken`, then the earlier stems'); attempt 0 is the usual naming."""
+    taken, plan, renamed = set(taken), {}, []
+    for stem in stems:
+        for attempt in itertools.count():
+            names = names_of(stem, attempt)
+            values = list(names.values())
+            if len(set(values)) == len(values) and taken.isdisjoint(values):
+                break
+        if attempt:
+            renamed.append(stem)
+        taken.update(values)
+        plan[stem] = names
+    return plan, renamed
+
+
+# -- the record of what eigen-depth wrote in a folder --------------------------------------------------------
+def recorded_names(folder):
+    """The file names the folder's record lists (an empty set without a record); OutputError for a record
+    that cannot be read, which is then never overwritten."""
+    path = os.path.join(folder, RECORD)
+    if not os.path.lexists(path):
+        return set()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise OutputError(f"{path}: not a record of eigen-depth's outputs ({' '.join(str(error).split())}); "
+                          f"move it away or choose another output folder") from None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise OutputError(f"{path}: not a record of eigen-depth's outputs (no list of 'files'); move it away or "
+                          f"choose another output folder")
+    return set(files)
+
+
+def refuse_foreign(folder, names, advice):
+    """OutputError naming the first of `names` that exists in `folder` without being in its record (a
+    file this tool did not write there)."""
+    ours = recorded_names(folder) if os.path.isdir(folder) else set()
+    for name in names:
+        path = os.path.join(folder, name)
+        if os.path.lexists(path) and name not in ours:
+            raise OutputError(f"{path}: exists and was not written by eigen-depth; {advice}")
+
+
+def record_names(folder, names):
+    """Adds `names` to the folder's record. Called before the files are written, so that the files of an
+    interrupted run are still recognised as this tool's."""
+    known = recorded_names(folder)
+    data = {"written_by": "eigen-depth", "files": sorted(known | set(names))}
+    with atomic_write(os.path.join(folder, RECORD), "w") as handle:
+        json.dump(data, handle, indent=1)
+        handle.write("\n")
