@@ -15,7 +15,11 @@ meters. Written per image into --out (names as get_depth's: `a_colors.png` -> `a
                             intrinsics scaled to the image (or --intrinsics)
 
 Every file is written under a temporary name and renamed. Images that cannot be read are reported together
-at the end (after the others are done) as one error.
+at the end (after the others are done) as one error. Nothing is written when an output would replace one
+of the inputs, or a file in --out that this command did not write: it lists the files it writes in
+--out/eigen_depth_outputs.json (and does not read them as inputs on a later run); --overwrite replaces
+such files, never an input. Two inputs whose outputs would share a name (`a.png` and `a_colors.png`) get
+distinct ones (`a_depth...`, `a_colors_depth...`).
 """
 import os
 import sys
@@ -29,6 +33,7 @@ from .atomic import atomic_write
 from .constants import (DEPTH_UNIT_M, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, NYU_CX, NYU_CY, NYU_FX, NYU_FY,
                         NYU_IMAGE_HEIGHT, NYU_IMAGE_WIDTH)
 from .errors import DatasetError
+from .outputs import RECORD, plan_names, record_names, recorded_names, refuse_foreign, refuse_inputs
 
 DEFAULT_OUT_DIR = "predictions"
 COLOUR_MAP = "viridis"
@@ -164,9 +169,10 @@ class DepthPredictor:
 
 # =========================================================================================== files
 def find_inputs(paths):
-    """[(stem, path)] of the named image files and of every image file in the named folders (sorted);
-    a missing path or an empty folder is a DatasetError. Inputs whose outputs would clash (same stem)
-    are kept once, with a warning."""
+    """[(stem, path)] of the named image files and of every image file in the named folders (sorted; files
+    this command wrote there on an earlier run, as its record lists them, are not inputs); a missing path
+    or an empty folder is a DatasetError. Inputs whose outputs would clash (same stem) are kept once, with
+    a warning."""
     from .evaluate import unique_stems, find_images
     if not paths:
         raise DatasetError("no input: name image files or folders")
@@ -174,7 +180,8 @@ def find_inputs(paths):
     for path in paths:
         path = os.fspath(path)
         if os.path.isdir(path):
-            found.extend(pair.input_path for pair in find_images(path))
+            ours = recorded_names(path) | {RECORD}
+            found.extend(pair.input_path for pair in find_images(path, exclude=ours))
         elif os.path.isfile(path):
             found.append(path)
         else:
@@ -199,20 +206,22 @@ class Options:
     channel_order: str = "rgb"
     workers: int = None
     progress: bool = True
+    overwrite: bool = False           # replace existing files with the output names that this tool did not write
 
 
 @dataclass
 class _Item:
     stem: str
     path: str
+    outputs: dict = None              # {kind: path}
     size: tuple = None                # (H, W) of the input
     net_input: np.ndarray = None
     rgb_uint8: np.ndarray = None      # kept for the point cloud only
     error: str = None
 
 
-def _prepare(predictor, stem, path, keep_colours):
-    item = _Item(stem, path)
+def _prepare(predictor, stem, path, outputs, keep_colours):
+    item = _Item(stem, path, outputs)
     try:
         rgb = images.load_rgb(path)
     except DatasetError as error:
@@ -225,17 +234,40 @@ def _prepare(predictor, stem, path, keep_colours):
     return item
 
 
-def output_paths(out_dir, stem):
-    """{kind: path} of one input's outputs."""
+def output_paths(out_dir, stem, attempt=0, pointcloud=True):
+    """{kind: path} of one input's outputs (attempt: see evaluate.output_name)."""
     from .evaluate import output_name
-    base = os.path.join(out_dir, output_name(stem, "depth"))
-    return {"npy": base + ".npy", "png16": base + "_mm.png", "color": base + "_color.png",
-            "ply": os.path.join(out_dir, output_name(stem, "points") + ".ply")}
+    base = os.path.join(out_dir, output_name(stem, "depth", attempt))
+    paths = {"npy": base + ".npy", "png16": base + "_mm.png", "color": base + "_color.png"}
+    if pointcloud:
+        paths["ply"] = os.path.join(out_dir, output_name(stem, "points", attempt) + ".ply")
+    return paths
+
+
+def plan_outputs(options, inputs):
+    """{stem: {kind: path}} of every input's outputs, none the same (an output whose usual name another
+    input's output takes is named after the whole input name, with a warning). OutputError, before anything
+    is written, when an output would overwrite an input (the model and weights included) or, without
+    --overwrite, a file in --out that this command did not write."""
+    from .evaluate import warn
+    plan, renamed = plan_names([stem for stem, _ in inputs], lambda stem, attempt: output_paths(
+        options.out_dir, stem, attempt, options.pointcloud), {os.path.join(options.out_dir, RECORD)})
+    paths = [path for outputs in plan.values() for path in outputs.values()]
+    advice = "choose another --out folder"
+    refuse_inputs(paths, [path for _, path in inputs] + [options.model, options.weights], advice)
+    if not options.overwrite:
+        refuse_foreign(options.out_dir, [os.path.basename(path) for path in paths],
+                       f"{advice}, move it away, or pass --overwrite to replace it")
+    if renamed:
+        shown = ", ".join(f"{stem} -> {os.path.basename(plan[stem]['npy'])}" for stem in renamed[:_MAX_LISTED])
+        warn(f"outputs named after the whole input name because another input's outputs take the usual name: "
+             f"{shown}{f' and {len(renamed) - _MAX_LISTED} more' if len(renamed) > _MAX_LISTED else ''}")
+    return plan
 
 
 def _finish(options, item, depth_tenth_m):
     depth_m = DepthPredictor.upsample_m(depth_tenth_m, *item.size)
-    paths = output_paths(options.out_dir, item.stem)
+    paths = item.outputs
     images.write_npy(paths["npy"], depth_m.astype(np.float32))
     images.write_png(paths["png16"], images.depth_png16_mm(depth_m))
     images.write_bytes(paths["color"], colour_depth_png(depth_m, options.max_depth))
@@ -260,12 +292,14 @@ def run(options):
     if options.ply_format not in PLY_FORMATS:
         raise ValueError(f"ply_format must be one of {PLY_FORMATS}")
     inputs = find_inputs(options.inputs)
+    plan = plan_outputs(options, inputs)
     predictor = DepthPredictor(options.model, options.weights, options.device, options.log, options.output_blob,
                                options.channel_order)
     batch_size = options.batch_size or default_batch_size(predictor.device)
     if batch_size < 1:
         raise DatasetError(f"--batch-size must be at least 1, not {batch_size}")
     os.makedirs(options.out_dir, exist_ok=True)
+    record_names(options.out_dir, [os.path.basename(p) for outputs in plan.values() for p in outputs.values()])
     workers = options.workers or max(2, min(8, os.cpu_count() or 2))
     chunks = [inputs[i:i + batch_size] for i in range(0, len(inputs), batch_size)]
     failed, written = [], 0
@@ -273,7 +307,8 @@ def run(options):
             tqdm(total=len(inputs), unit="img", desc="predict", disable=not options.progress, file=sys.stderr,
                  dynamic_ncols=True) as bar:
         def submit(chunk):
-            return [pool.submit(_prepare, predictor, stem, path, options.pointcloud) for stem, path in chunk]
+            return [pool.submit(_prepare, predictor, stem, path, plan[stem], options.pointcloud)
+                    for stem, path in chunk]
 
         prepared = submit(chunks[0])
         writing = []
@@ -363,6 +398,9 @@ def add_arguments(parser):
                         help="channel order fed to the net (the original evaluator fed RGB)")
     parser.add_argument("--workers", type=_positive, help="threads for decoding and writing")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files in --out that have the output names but were not written by this "
+                             "command (an input is never replaced)")
     return parser
 
 
