@@ -41,6 +41,8 @@ def _upgrade(parser):
     def run(args):
         from .caffe import read_caffemodel, read_prototxt, write_caffemodel, write_prototxt
         from .caffe.schema import NetParameter
+        from .outputs import refuse_inputs
+        refuse_inputs([args.output], [args.input], "name another OUT file (the input stays as it is)")
         net = read_caffemodel(args.input) if _is_binary(args.input) else read_prototxt(args.input, NetParameter)
         if _is_binary(args.output):
             write_caffemodel(net, args.output)
@@ -141,6 +143,8 @@ def _export_onnx(parser):
 
     def run(args):
         from .export import ExportError, check_opset, compare_with_onnxruntime, describe_io, load_net, to_onnx
+        from .outputs import refuse_inputs
+        refuse_inputs([args.out], [args.model, args.weights], "name another --out file")
         opset = check_opset(args.opset)
         net = load_net(args.model, args.weights)
         model = to_onnx(net, None, args.out, dynamic_batch=args.dynamic_batch, opset=opset)
