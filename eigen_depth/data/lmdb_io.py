@@ -22,7 +22,7 @@ import weakref
 import numpy as np
 
 from ..caffe import decode_datum, encode_datum, encoded_datum
-from ..errors import DatasetError
+from ..errors import DatasetError, OutputError
 from . import pairs as pairs_io
 
 COMMIT_EVERY = 1000  # convert_imageset commits every 1000 records
@@ -163,6 +163,15 @@ def compute_mean(path):
 
 
 # -- Writing --------------------------------------------------------------------------------------------
+LMDB_FILES = ("data.mdb", "lock.mdb")
+
+
+def is_replaceable_lmdb(path):
+    """True for what --overwrite may replace at a database path: a folder (not a link) holding nothing but
+    an LMDB's files, or nothing at all."""
+    return os.path.isdir(path) and not os.path.islink(path) and set(os.listdir(path)) <= set(LMDB_FILES)
+
+
 class LmdbWriter:
     """Writes records to a new LMDB in the order given, committing every 1000 as convert_imageset does;
     the database appears at `path` only when close() succeeds (use as a context manager). The map size is
@@ -171,6 +180,10 @@ class LmdbWriter:
     def __init__(self, path, overwrite=False):
         import lmdb
         self.path = os.path.abspath(os.fspath(path))
+        if os.path.lexists(self.path) and not is_replaceable_lmdb(self.path):
+            raise OutputError(f"{self.path}: exists and is not an LMDB (a folder of only {LMDB_FILES[0]} and "
+                              f"{LMDB_FILES[1]}), so it is not replaced even with --overwrite; choose another "
+                              f"database path")
         if os.path.exists(self.path) and not overwrite:
             raise DatasetError(f"{self.path}: already exists; remove it or pass --overwrite")
         parent = os.path.dirname(self.path)
