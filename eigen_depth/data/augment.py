@@ -36,7 +36,8 @@ import zlib
 import numpy as np
 
 from ..atomic import atomic_write
-from ..errors import DatasetError
+from ..errors import DatasetError, OutputError
+from ..outputs import file_id
 from . import pairs as pairs_io
 from .constants import (AUGMENT_ROTATION_PROBABILITY, AUGMENT_VARIANTS, CROP_HEIGHT, CROP_WIDTH, DEPTH_PNG8_MAX,
                         NYU_DEPTH_FLOOR_TENTH_M, RECIPES)
@@ -209,6 +210,9 @@ def augment_folder(in_dir, out_dir, recipe, seed=0, crop=(CROP_WIDTH, CROP_HEIGH
         raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
     pairs = pairs_io.find_pairs(in_dir)
     out_dir = os.fspath(out_dir)
+    if file_id(out_dir) == file_id(in_dir):
+        raise OutputError(f"{out_dir}: is the input folder, whose frames the outputs would replace (data0 keeps "
+                          f"their names) or join as inputs of the next run; choose another output folder")
     os.makedirs(out_dir, exist_ok=True)
     job = _AugmentJob(out_dir, recipe, seed, tuple(crop), depth_resampling, overwrite)
     rows, written = [], 0

@@ -125,6 +125,19 @@ def make_lmdb_main(argv=None):
     return _run("make_lmdb", parser, run, argv)
 
 
+def _refuse_lone_nyu_file(out):
+    """make_synthetic --format nyu-mat keeps the labeled .mat and splits.mat when both exist and writes both
+    otherwise: one of them alone may be someone's real NYU file, which it would replace."""
+    import os
+    from ..errors import OutputError
+    from .synthetic import LABELED_NAME, SPLITS_NAME
+    paths = [os.path.join(out, name) for name in (LABELED_NAME, SPLITS_NAME)]
+    present = [path for path in paths if os.path.lexists(path)]
+    if len(present) == 1:
+        raise OutputError(f"{present[0]}: exists without its companion and would be replaced; move it away, choose "
+                          f"another output folder, or pass --overwrite to replace it")
+
+
 def make_synthetic_main(argv=None):
     parser = argparse.ArgumentParser(
         prog="make_synthetic.py", description="Rendered indoor rooms with exact metric depth (NYU Kinect camera, "
@@ -146,6 +159,8 @@ def make_synthetic_main(argv=None):
         if args.count < 1:
             from ..errors import DatasetError
             raise DatasetError("COUNT must be at least 1")
+        if args.format == "nyu-mat" and not args.overwrite:
+            _refuse_lone_nyu_file(args.out)
         make_synthetic(args.count, args.out, args.seed, args.format, args.holes, args.full, args.depth_format,
                        args.test_fraction, args.workers, args.overwrite, progress=not args.quiet)
     return _run("make_synthetic", parser, run, argv)
