@@ -14,6 +14,9 @@ OUT/snaps/   (--snapshots) three "snapshots" of a tiny demo net with random weig
              it has the thesis's input X (N,3,218,298) and a 1-channel `depth` output), named
              demo_iter_1000/2000/3000, to try test_depth/get_depth end to end without trained weights.
 
+Everything is made in memory first: a file already at an output's path is replaced only when it holds the
+same bytes (a rerun); anything else there stops the tool before it writes (one line, exit status 2).
+
 Depth from disparity with the calibration in the dataset's docstring (REFERENCE.md section 6):
 depth_mm = baseline * focal / (disparity + doffs). Pixels without ground truth (NaN/inf disparity, 7.3% of
 the view, mostly occlusions at the left edge and object borders) are written as 0, the value the 8-bit
@@ -25,6 +28,7 @@ only (anti-aliased resize of depth*valid divided by that of valid) and a pixel s
 half of its footprint had ground truth.
 """
 import argparse
+import io
 import os
 import sys
 
@@ -33,6 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from eigen_depth import images  # noqa: E402
+from eigen_depth.errors import OutputError, exit_status  # noqa: E402
 from eigen_depth.constants import (GT_HEIGHT, GT_WIDTH, MOTORCYCLE_BASELINE_MM, MOTORCYCLE_DOFFS_PX,  # noqa: E402
                                    MOTORCYCLE_FOCAL_PX, NYU_DEPTH_FLOOR_TENTH_M, DEPTH_UNIT_M)
 
@@ -103,44 +108,93 @@ def motorcycle_views():
     return views
 
 
-def write_test_pairs(folder):
-    os.makedirs(folder, exist_ok=True)
-    lines = []
+def test_pair_files(folder):
+    """({path: PNG bytes} of the test pairs, a summary line per view)."""
+    files, lines = {}, []
     for view, (rgb, depth) in motorcycle_views().items():
         stem = f"motorcycle_{view}"
-        images.write_png(os.path.join(folder, f"{stem}_colors.png"), rgb)
-        images.write_png(os.path.join(folder, f"{stem}_depth.png"), encode_depth8(depth))
+        files[os.path.join(folder, f"{stem}_colors.png")] = images.encode_png(rgb)
+        files[os.path.join(folder, f"{stem}_depth.png")] = images.encode_png(encode_depth8(depth))
         valid = np.isfinite(depth)
         lines.append(f"{stem}: depth {np.nanmin(depth):.3f}..{np.nanmax(depth):.3f} m, "
                      f"{100 * (1 - valid.mean()):.1f}% without ground truth (written as 0)")
-    return lines
+    return files, lines
 
 
-def write_photos(folder):
-    """Inputs without GT in the formats get_depth accepts."""
-    import skimage.data
+def _pillow_bytes(pixels, image_format, **options):
     from PIL import Image
-    os.makedirs(folder, exist_ok=True)
-    images.write_png(os.path.join(folder, "camera_gray.png"), skimage.data.camera())
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def photo_files(folder):
+    """{path: bytes} of inputs without GT in the formats get_depth accepts."""
+    import skimage.data
     coffee = skimage.data.coffee()
     alpha = np.full(coffee.shape[:2] + (1,), 255, dtype=np.uint8)
     alpha[:, : coffee.shape[1] // 4] = 128                        # a half-transparent band: alpha is ignored
-    images.write_png(os.path.join(folder, "coffee_rgba.png"), np.concatenate([coffee, alpha], axis=2))
-    Image.fromarray(skimage.data.chelsea()).save(os.path.join(folder, "chelsea.jpg"), quality=92)
-    astronaut16 = skimage.data.astronaut().astype(np.uint16) * 257
-    images.write_png(os.path.join(folder, "astronaut_16bit.png"), astronaut16)
-    Image.fromarray(skimage.data.rocket()).save(os.path.join(folder, "rocket.tif"))
-    return sorted(os.listdir(folder))
+    photos = {
+        "camera_gray.png": images.encode_png(skimage.data.camera()),
+        "coffee_rgba.png": images.encode_png(np.concatenate([coffee, alpha], axis=2)),
+        "chelsea.jpg": _pillow_bytes(skimage.data.chelsea(), "JPEG", quality=92),
+        "astronaut_16bit.png": images.encode_png(skimage.data.astronaut().astype(np.uint16) * 257),
+        "rocket.tif": _pillow_bytes(skimage.data.rocket(), "TIFF"),
+    }
+    return {os.path.join(folder, name): data for name, data in photos.items()}
 
 
-def write_demo_snapshots(folder, iterations=(1000, 2000, 3000)):
+def demo_snapshot_files(folder, iterations=(1000, 2000, 3000)):
+    """({path: bytes} of the demo snapshots, their names)."""
+    import tempfile
     from eigen_depth.testing import write_random_caffemodel
-    os.makedirs(folder, exist_ok=True)
-    for index, iteration in enumerate(iterations):
-        stem = os.path.join(folder, f"demo_iter_{iteration}")
-        images.write_bytes(stem + ".prototxt", DEMO_PROTOTXT.encode())
-        write_random_caffemodel(stem + ".prototxt", stem + ".caffemodel", seed=index)
-    return [f"demo_iter_{i}" for i in iterations]
+    files = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        prototxt = os.path.join(scratch, "demo.prototxt")
+        with open(prototxt, "w", encoding="utf-8") as handle:
+            handle.write(DEMO_PROTOTXT)
+        for index, iteration in enumerate(iterations):
+            stem = os.path.join(folder, f"demo_iter_{iteration}")
+            caffemodel = os.path.join(scratch, f"{index}.caffemodel")
+            write_random_caffemodel(prototxt, caffemodel, seed=index)
+            with open(caffemodel, "rb") as handle:
+                files[stem + ".caffemodel"] = handle.read()
+            files[stem + ".prototxt"] = DEMO_PROTOTXT.encode()
+    return files, [f"demo_iter_{i}" for i in iterations]
+
+
+def refuse_other_files(files):
+    """OutputError for the first path that exists with other content than this tool writes there: only new
+    files and this tool's own earlier output (the same bytes) are written."""
+    for path, data in files.items():
+        if not os.path.lexists(path):
+            continue
+        if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) == len(data):
+            with open(path, "rb") as handle:
+                if handle.read() == data:
+                    continue
+        raise OutputError(f"{path}: exists and holds something else, which this tool would replace; move it "
+                          f"away or choose another folder")
+
+
+def write_examples(out, snapshots=False):
+    """Writes the sample data into `out`; returns the README's lines."""
+    files, pairs = test_pair_files(os.path.join(out, "test"))
+    photos = photo_files(os.path.join(out, "photos"))
+    files.update(photos)
+    readme = ["Sample data written by tools/make_examples.py (see its docstring for every choice).", "",
+              "test/ (Middlebury 2014 motorcycle, scikit-image; 8-bit depth = meters/10*255, 0 = no GT):"]
+    readme += ["  " + line for line in pairs] + ["", "photos/: " + ", ".join(sorted(map(os.path.basename, photos)))]
+    if snapshots:
+        snaps, names = demo_snapshot_files(os.path.join(out, "snaps"))
+        files.update(snaps)
+        readme += ["", "snaps/ (tiny demo net, RANDOM weights): " + ", ".join(names)]
+    files[os.path.join(out, "README.txt")] = ("\n".join(readme) + "\n").encode()
+    refuse_other_files(files)
+    for path, data in files.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        images.write_bytes(path, data)
+    return readme
 
 
 def main(argv=None):
@@ -148,17 +202,10 @@ def main(argv=None):
     parser.add_argument("out", help="folder to write test/, photos/ (and snaps/) into")
     parser.add_argument("--snapshots", action="store_true", help="also write random-weight demo snapshots")
     args = parser.parse_args(argv)
-    pairs = write_test_pairs(os.path.join(args.out, "test"))
-    photos = write_photos(os.path.join(args.out, "photos"))
-    readme = ["Sample data written by tools/make_examples.py (see its docstring for every choice).", "",
-              "test/ (Middlebury 2014 motorcycle, scikit-image; 8-bit depth = meters/10*255, 0 = no GT):"]
-    readme += ["  " + line for line in pairs] + ["", "photos/: " + ", ".join(photos)]
-    if args.snapshots:
-        names = write_demo_snapshots(os.path.join(args.out, "snaps"))
-        readme += ["", "snaps/ (tiny demo net, RANDOM weights): " + ", ".join(names)]
-    images.write_bytes(os.path.join(args.out, "README.txt"), ("\n".join(readme) + "\n").encode())
-    print("\n".join(readme))
-    return 0
+
+    def run():
+        print("\n".join(write_examples(args.out, args.snapshots)))
+    return exit_status("make_examples.py", run)
 
 
 if __name__ == "__main__":
