@@ -10,13 +10,16 @@ ones, then all the second ones), so .solverstate files interchange with Caffe's.
 
 Snapshots are written after the update when iter % snapshot == 0 and at the end, as
 `<prefix>_iter_<N>.caffemodel` + `.solverstate` (+ the deploy prototxt as `<prefix>_iter_<N>.prototxt`
-when one is known), atomically. Data comes from the train net's own Data layers, or from a `feeder`:
+when one is known), atomically; a fresh solve() stops first when its prefix already holds another run's
+snapshots, which it would overwrite (a resumed one continues its own run). Data comes from the train net's own Data layers, or from a `feeder`:
 a callable returning {top name: batch} for the net's source tops, with `state()`/`restore(state)` so a
 resumed run sees the same batches as an uninterrupted one.
 """
 import math
 import os
+import re
 import shutil
+import time
 from collections import deque
 
 import numpy as np
@@ -24,10 +27,11 @@ import torch
 
 from .caffe import array_to_blob, blob_to_array, read_solverstate, read_solver, schema, write_solverstate
 from .caffe.io import read_prototxt
-from .errors import CaffemodelError, EigenDepthError, PrototxtError
+from .errors import CaffemodelError, EigenDepthError, OutputError, PrototxtError
 from .net import CaffeNet
 
 SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+TIMING_ITERATIONS = 3  # timed after one warm-up iteration to fit a run into a time budget
 TWO_HISTORIES = ("AdaDelta", "Adam")
 
 
@@ -287,16 +291,44 @@ class Solver:
             if p.snapshot and self.iter % p.snapshot == 0:
                 self.snapshot()
 
-    def solve(self, resume=None):
-        """Runs to max_iter (from a .solverstate when given), then the final snapshot and test."""
+    def solve(self, resume=None, seconds=None, snapshots=None):
+        """Runs to max_iter (from a .solverstate when given), then the final snapshot and test. With
+        `seconds`, max_iter is first chosen so that the run takes about that long (fit_to_time)."""
         if resume:
             self.restore(resume)
         p = self.param
+        self._refuse_earlier_snapshots()
+        if seconds is not None:
+            self.fit_to_time(seconds, snapshots)
         self.step(max(0, p.max_iter - self.iter))
         if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
             self.snapshot()
         if p.test_interval and self.iter % p.test_interval == 0:
             self._notify("test", self.iter, self.test())
+
+    def fit_to_time(self, seconds, snapshots=None):
+        """Sets max_iter so that training from here takes about `seconds`: runs one warm-up iteration and
+        TIMING_ITERATIONS timed ones (they count as training), then divides the time left by the time per
+        iteration. With `snapshots`, the snapshot interval becomes max_iter // snapshots. Announces the
+        plan to the callbacks as the event "plan" with {"max_iter": N}. The learning-rate policy sees the
+        final max_iter from then on (only "poly" depends on it)."""
+        p = self.param
+        started, snapshot = time.perf_counter(), p.snapshot
+        p.snapshot = 0  # no snapshot during the timing
+        self.step(1)
+        timed = time.perf_counter()
+        self.step(TIMING_ITERATIONS)
+        now = time.perf_counter()
+        per_iteration = (now - timed) / TIMING_ITERATIONS
+        p.max_iter = self.iter + max(0, int((seconds - (now - started)) / per_iteration))
+        if self.distributed:  # every process must stop at the same iteration: the slowest one's plan
+            import torch.distributed as dist
+            plan = torch.tensor([p.max_iter], dtype=torch.int64, device=self.device)
+            dist.all_reduce(plan, op=dist.ReduceOp.MIN)
+            p.max_iter = int(plan.item())
+        p.snapshot = max(1, p.max_iter // snapshots) if snapshots else snapshot
+        self._notify("plan", self.iter, {"max_iter": p.max_iter, "seconds_per_iteration": per_iteration})
+        return p.max_iter
 
     def test(self):
         """Runs every test net test_iter[i] times; returns {'net i/blob': mean value} (Caffe's TestAll).
@@ -319,6 +351,37 @@ class Solver:
             callback(event, iteration, values)
 
     # Snapshots -------------------------------------------------------------------------------
+    def _earlier_snapshot(self):
+        """The first existing snapshot under this run's prefix (`<prefix>_iter_N.caffemodel` or
+        `.solverstate`), which a fresh run (iteration 0) would overwrite or mix with its own; None when there
+        is none, the run writes no snapshots, or it was resumed (it continues the run that wrote them)."""
+        p = self.param
+        if self.iter > 0 or not (p.snapshot or p.snapshot_after_train):
+            return None
+        folder, stem = os.path.split(self.snapshot_prefix())
+        folder = folder or "."
+        if not os.path.isdir(folder):
+            return None
+        pattern = re.compile(re.escape(stem) + r"_iter_\d+\.(caffemodel|solverstate)$")
+        names = sorted(name for name in os.listdir(folder) if pattern.match(name))
+        return os.path.join(folder, names[0]) if names else None
+
+    def _refuse_earlier_snapshots(self):
+        """OutputError before the first iteration when a fresh run would overwrite another run's snapshot
+        (rank 0 looks: it is the one that writes; every rank stops)."""
+        rank = self.distributed[0] if self.distributed else 0
+        found = self._earlier_snapshot() if rank == 0 else None
+        if self.distributed:
+            import torch.distributed as dist
+            flag = torch.tensor([1.0 if found else 0.0], device=self.device)
+            dist.all_reduce(flag)
+            if flag.item() and not found:
+                raise OutputError(f"{self.snapshot_prefix()}_iter_*: rank 0 found an earlier run's snapshots there")
+        if found:
+            raise OutputError(f"{found}: a snapshot of an earlier run under this run's snapshot prefix, which a "
+                              f"fresh run would overwrite or mix with its own; move that run's snapshots away, "
+                              f"choose another snapshot_prefix (or --out), or resume it with --snapshot")
+
     def snapshot_prefix(self):
         prefix = self.param.snapshot_prefix
         if not prefix:

@@ -23,14 +23,22 @@ class TrainingLog:
         self.start_iteration = start_iteration
         self.bar = None
         self.writer = None
+        self._csv = None
+        self._options = (total_iterations, progress, tensorboard)
         if rank != 0:
             return
-        os.makedirs(folder, exist_ok=True)
         self.csv_path = os.path.join(folder, "train_log.csv")
         resuming = start_iteration > 0 and os.path.exists(self.csv_path)
         if resuming:
             with open(self.csv_path, newline="") as handle:
                 self.rows = [row for row in csv.DictReader(handle) if int(row["iteration"]) <= start_iteration]
+
+    def _open(self):
+        """The CSV (with a resumed run's earlier rows), the bar and TensorBoard, at the run's first event: a
+        run stopped before it starts (such as one refusing to overwrite an earlier run) leaves the folder as
+        it was."""
+        total_iterations, progress, tensorboard = self._options
+        os.makedirs(self.folder, exist_ok=True)
         self._csv = open(self.csv_path, "w", newline="")
         self._csv_writer = csv.writer(self._csv)
         self._csv_writer.writerow(["iteration", "loss", "smoothed_loss", "lr", "seconds"])
@@ -38,18 +46,20 @@ class TrainingLog:
             self._csv_writer.writerow([row["iteration"], row["loss"], row["smoothed_loss"], row["lr"], row["seconds"]])
         if progress:
             from tqdm import tqdm
-            self.bar = tqdm(total=total_iterations, initial=start_iteration, unit="it", dynamic_ncols=True,
+            self.bar = tqdm(total=total_iterations, initial=self.start_iteration, unit="it", dynamic_ncols=True,
                             desc="train")
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.writer = SummaryWriter(os.path.join(folder, "tensorboard"))
+                self.writer = SummaryWriter(os.path.join(self.folder, "tensorboard"))
             except ImportError:  # tensorboard is optional
                 self.writer = None
 
     def __call__(self, event, iteration, values):
         if self.rank != 0:
             return
+        if self._csv is None:
+            self._open()
         if event == "iteration":
             seconds = time.perf_counter() - self.started
             row = {"iteration": iteration, "loss": values["loss"], "smoothed_loss": values["smoothed_loss"],
@@ -83,7 +93,7 @@ class TrainingLog:
 
     def close(self):
         """Finishes the bar, closes the files and draws loss_curve.png; returns its path (rank 0)."""
-        if self.rank != 0:
+        if self.rank != 0 or self._csv is None:   # nothing happened: nothing to write
             return None
         if self.bar is not None:
             self.bar.close()
