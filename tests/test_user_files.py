@@ -2,6 +2,7 @@
 a tiny net and tiny images, and checks the exit status, the one-line error naming the file, and that every
 file that was there before is byte-identical afterwards (SHA-256 of the whole folder tree)."""
 import hashlib
+import importlib.util
 import json
 import os
 
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 
 from eigen_depth import cli
+from eigen_depth.data import commands
 from eigen_depth.testing import write_random_caffemodel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # input X (N,3,218,298) -> `depth` (N,1,27,37), positive: a global-context-shaped stand-in
 DEPTH_NET = """name: "tiny_depth"
@@ -56,10 +60,11 @@ def tree(*folders):
     return hashes
 
 
-def assert_one_line_error(err, command, *named):
+def assert_one_line_error(err, command, *named, prog=None):
+    """One line on stderr: `eigen-depth <command>: error: ...` (or `<prog>: error: ...`) naming each of `named`."""
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith(f"eigen-depth {command}: error: "), err
+    assert lines[0].startswith(f"{prog or 'eigen-depth ' + command}: error: "), err
     for text in named:
         assert str(text) in lines[0], err
 
@@ -232,3 +237,120 @@ def test_results_of_this_tool_are_merged_across_runs(snaps, tmp_path, capsys):
     assert status == 0, err
     merged = json.loads((out / "results.json").read_text())["snapshots"]
     assert sorted(merged) == ["old_iter_5", SNAPSHOT] and merged["old_iter_5"] == earlier["snapshots"]["old_iter_5"]
+
+
+# ============================================================================================ 4. other commands
+def test_export_onnx_refuses_to_write_over_its_weights_or_model(snaps, tmp_path, capsys):
+    weights, model = snaps / f"{SNAPSHOT}.caffemodel", snaps / f"{SNAPSHOT}.prototxt"
+    before = tree(snaps)
+    for target in (weights, model):
+        status, _, err = run_cli(capsys, "export-onnx", "--model", model, "--weights", weights, "--out", target)
+        assert status == 2
+        assert_one_line_error(err, "export-onnx", target, "--out")
+    assert tree(snaps) == before
+
+
+def test_upgrade_refuses_to_write_over_its_input(tmp_path, capsys):
+    legacy = tmp_path / "legacy.prototxt"
+    legacy.write_text('name: "v1" input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4\n'
+                      'layers { name: "relu" type: RELU bottom: "data" top: "out" }\n')
+    os.link(legacy, tmp_path / "same_file.prototxt")        # another name of the same file
+    before = tree(tmp_path)
+    for target in (legacy, tmp_path / "same_file.prototxt"):
+        status, _, err = run_cli(capsys, "upgrade", legacy, target)
+        assert status == 2
+        assert_one_line_error(err, "upgrade", legacy)
+    assert tree(tmp_path) == before
+    status, _, _ = run_cli(capsys, "upgrade", legacy, tmp_path / "v2.prototxt")
+    assert status == 0 and "layer {" in (tmp_path / "v2.prototxt").read_text()
+
+
+def test_convert_imageset_overwrite_replaces_only_a_database(tmp_path, capsys):
+    images = tmp_path / "images"
+    write_thesis_pair(images)
+    listing = tmp_path / "list.txt"
+    listing.write_text("00000_colors.png 0\n00000_depth.png 1\n")
+    before = tree(tmp_path)
+    for database in (images, listing):      # the image folder or the list file named as the database
+        status = commands.convert_imageset_main([str(images), str(listing), str(database), "--overwrite", "--quiet"])
+        assert status == 2
+        assert_one_line_error(capsys.readouterr().err, None, database, prog="convert_imageset")
+    assert tree(tmp_path) == before
+    database = tmp_path / "db"
+    for _ in range(2):                       # an LMDB it wrote is replaced with --overwrite
+        assert commands.convert_imageset_main([str(images), str(listing), str(database), "--overwrite",
+                                               "--quiet"]) == 0
+    assert sorted(os.listdir(database)) == ["data.mdb", "lock.mdb"]
+
+
+def test_augment_refuses_to_write_into_its_input_folder(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(5)
+    cv2.imwrite(str(frames / "a_colors.png"), rng.integers(0, 256, (330, 430, 3), dtype=np.uint8))
+    cv2.imwrite(str(frames / "a_depth.png"), rng.integers(1, 256, (330, 430), dtype=np.uint8))
+    before = tree(tmp_path)
+    # data0 names each output like its frame: --overwrite would have replaced the frames with their crops
+    status = commands.augment_main([str(frames), str(frames) + os.sep, "--recipe", "data0", "--overwrite",
+                                    "--workers", "1", "--quiet"])
+    assert status == 2
+    assert_one_line_error(capsys.readouterr().err, None, frames, prog="augment")
+    assert tree(tmp_path) == before
+
+
+def test_make_synthetic_keeps_a_lone_splits_mat(tmp_path, capsys):
+    (tmp_path / "splits.mat").write_bytes(b"someone's real NYU splits")
+    before = tree(tmp_path)
+    status = commands.make_synthetic_main(["2", str(tmp_path), "--format", "nyu-mat", "--workers", "1", "--quiet"])
+    assert status == 2
+    assert_one_line_error(capsys.readouterr().err, None, tmp_path / "splits.mat", "--overwrite",
+                          prog="make_synthetic")
+    assert tree(tmp_path) == before
+
+
+def test_make_examples_refuses_a_folder_holding_other_files_and_reruns_over_its_own(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("make_examples", os.path.join(ROOT, "tools", "make_examples.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.txt").write_text("my notes\n")
+    before = tree(tmp_path)
+    assert module.main([str(mine)]) == 2
+    assert_one_line_error(capsys.readouterr().err, None, mine / "README.txt", prog="make_examples.py")
+    assert tree(tmp_path) == before
+    fresh = tmp_path / "fresh"
+    assert module.main([str(fresh)]) == 0
+    written = tree(fresh)
+    assert module.main([str(fresh)]) == 0                   # a rerun writes the same bytes again
+    assert tree(fresh) == written
+
+
+TRAIN_NET = """
+layer { name: "data" type: "HDF5Data" top: "x" top: "y" hdf5_data_param { source: "LIST" batch_size: 4 } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "p" inner_product_param { num_output: 2 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "p" bottom: "y" top: "loss" }
+"""
+
+
+def test_a_fresh_training_run_keeps_an_earlier_runs_snapshots_and_log(tmp_path, capsys):
+    import h5py
+    x = np.random.default_rng(9).standard_normal((16, 3)).astype(np.float32)
+    with h5py.File(tmp_path / "data.h5", "w") as handle:
+        handle["x"], handle["y"] = x, np.sin(x[:, :2])
+    (tmp_path / "list.txt").write_text(str(tmp_path / "data.h5") + "\n")
+    (tmp_path / "net.prototxt").write_text(TRAIN_NET.replace("LIST", str(tmp_path / "list.txt")))
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(f'net: "net.prototxt" base_lr: 0.1 lr_policy: "fixed" max_iter: 4 snapshot: 2 '
+                      f'snapshot_prefix: "{tmp_path}/snaps/"')
+    train = ["train", "--solver", solver, "--device", "cpu"]
+    assert run_cli(capsys, *train, "--no-progress")[0] == 0
+    assert {"_iter_2.caffemodel", "_iter_4.solverstate", "train_log.csv"} <= set(os.listdir(tmp_path / "snaps"))
+    before = tree(tmp_path)
+    status, _, err = run_cli(capsys, *train)                 # a new run, progress bar on: still one line
+    assert status == 2
+    assert_one_line_error(err, "train", tmp_path / "snaps" / "_iter_2.caffemodel", "--snapshot")
+    assert tree(tmp_path) == before
+    # resuming continues the earlier run: its later snapshot is its own to replace
+    status, _, _ = run_cli(capsys, *train, "--no-progress", "--snapshot", tmp_path / "snaps" / "_iter_2.solverstate")
+    assert status == 0
