@@ -1,5 +1,6 @@
-"""Synthetic scenes: the ray caster's depth against analytic ray-plane distances for known camera poses, the
-random scenes' ranges, textures, holes, determinism, and make_synthetic -> convert_nyu end to end."""
+"""Synthetic scenes: the ray caster's depth against analytic ray-plane distances for known camera poses, doors,
+windows and chairs at hand-computed depths, the random rooms' ranges and camera poses, textures, holes,
+determinism, depth statistics, and make_synthetic -> convert_nyu end to end."""
 import math
 import os
 
@@ -10,9 +11,10 @@ import pytest
 
 from eigen_depth.data.commands import make_synthetic_main
 from eigen_depth.data.nyu import convert_nyu
+from eigen_depth.data.rooms import chair, choose_camera, door, place, window
 from eigen_depth.data.synthetic import (CHECKERS, NOISE, NOISE_TILE_CELLS, STRIPES, WOOD, Box, Camera, Light,
-                                        Material, Scene, SceneSet, _mix_factor, cast, look_rotation, noise_tile,
-                                        random_scene, render, split_indices)
+                                        Material, Scene, SceneSet, _mix_factor, cast, depth_statistics, look_rotation,
+                                        noise_tile, render, split_indices)
 
 PLAIN = Material(NOISE, 1.0, 0.0, (0.5, 0.5, 0.5), (0.6, 0.6, 0.6))
 
@@ -98,17 +100,125 @@ def test_a_cropped_camera_sees_the_crop():
     assert np.allclose(crop, full[80:400, 110:530], rtol=1e-6)
 
 
-def test_random_scenes_stay_in_their_ranges():
-    for seed in range(25):
-        made = random_scene(np.random.default_rng(seed))
+def camera_angles_deg(rotation):
+    """(pitch, roll) of a world-from-camera rotation, from its axes: the forward axis (column 2) rises by
+    sin(pitch); look_rotation's right axis (column 0) has z = -sin(roll) cos(pitch)."""
+    pitch = math.asin(rotation[2, 2])
+    return math.degrees(pitch), math.degrees(math.asin(-rotation[2, 0] / math.cos(pitch)))
+
+
+def distance_to_box(point, box):
+    """Euclidean distance from a point to an upright box (0 inside it)."""
+    c, s = math.cos(box.yaw), math.sin(box.yaw)
+    d = np.asarray(point, float) - box.center
+    local = np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1], d[2]])
+    return float(np.linalg.norm(np.maximum(np.abs(local) - box.half, 0.0)))
+
+
+ROOMS = SceneSet(30, seed=21)
+
+
+def test_random_rooms_stay_in_their_ranges_and_keep_the_camera_clear():
+    kinds = set()
+    for index in range(len(ROOMS)):
+        made = ROOMS.scene(index)
         assert 2.5 <= made.size[0] <= 8 and 2.5 <= made.size[1] <= 8 and 2.4 <= made.size[2] <= 3.2
-        assert 3 <= len(made.boxes) <= 12 and 1 <= len(made.lights) <= 2
+        assert 1 <= len(made.lights) <= 3 and len(made.boxes) >= 10
         position = made.camera.position
-        assert np.all(position > 0) and np.all(position < made.size) and 1.0 <= position[2] <= 1.8
-        assert not any(box.contains(position, 0.3) for box in made.boxes)
+        assert 1.0 <= position[2] <= 1.7
+        assert np.all(position[:2] >= 0.3) and np.all(position[:2] <= made.size[:2] - 0.3)
+        pitch, roll = camera_angles_deg(np.asarray(made.camera.rotation))
+        assert -25 - 1e-9 <= pitch <= 10 + 1e-9 and abs(roll) <= 5 + 1e-9
+        assert min(distance_to_box(position, box) for box in made.boxes) >= 0.3
         for box in made.boxes:
             corners = box.corners()
             assert np.all(corners >= -1e-6) and np.all(corners <= made.size + 1e-6)
+        kinds |= {box.kind for box in made.boxes}
+    assert {"door", "door frame", "window pane", "window frame", "chair seat", "chair back", "chair leg",
+            "table top", "table leg", "bookcase board", "books", "mattress", "sofa base", "cabinet"} <= kinds
+
+
+def test_random_rooms_look_into_the_room():
+    center_medians, usable = [], []
+    for index in range(len(ROOMS)):
+        depth, _ = cast(ROOMS.scene(index))
+        center_medians.append(np.median(depth[120:360, 160:480]))  # the middle half of 480 rows, 640 columns
+        usable.append(np.mean((depth >= 0.5) & (depth <= 10.0)))
+    assert np.mean(np.array(center_medians) >= 1.5) >= 0.9
+    assert np.mean(usable) >= 0.99 and min(usable) >= 0.9
+
+
+def test_a_cramped_room_still_gets_a_camera_in_range():
+    # 1.3 m across: no pose can see 1.5 m deep in the middle, so the fallback pose is taken
+    made = choose_camera(np.random.default_rng(0), np.array([1.3, 1.3, 2.5]), [])
+    assert made is not None and np.all(made.position[:2] > 0.3) and np.all(made.position[:2] < 1.0)
+    pitch, roll = camera_angles_deg(np.asarray(made.rotation))
+    assert 1.0 <= made.position[2] <= 1.7 and -25 - 1e-9 <= pitch <= 10 + 1e-9 and abs(roll) <= 5 + 1e-9
+
+
+def test_pitched_camera_sees_the_floor_and_far_wall_at_the_hand_computed_depths():
+    # look_rotation(0, p): forward (cos p, 0, sin p), down (sin p, 0, -cos p), right (0, -1, 0), so pixel
+    # (x, y) looks along (y sin p + cos p, -x, sin p - y cos p) with depth as the ray parameter
+    pitch = math.radians(-20)
+    camera = Camera(rotation=look_rotation(0.0, pitch), position=np.array([1.0, 2.0, 1.5]))
+    stool = Box(np.array([2.0, 3.5, 0.3]), np.array([0.2, 0.2, 0.3]), 0.4, PLAIN)  # off to the left, below
+    depth, ids = cast(scene((5.0, 4.0, 2.8), camera, [stool]))
+    y = (400 - camera.cy) / camera.fy
+    assert ids[400, 325] == 4 and np.isclose(depth[400, 325], 1.5 / (y * math.cos(pitch) - math.sin(pitch)),
+                                             rtol=1e-5)
+    y = (0 - camera.cy) / camera.fy
+    assert ids[0, 325] == 1 and np.isclose(depth[0, 325], (5.0 - 1.0) / (y * math.sin(pitch) + math.cos(pitch)),
+                                           rtol=1e-5)
+
+
+def pixel_of(camera, point):
+    """(row, column) nearest to the image of a world point."""
+    x, y, z = camera.to_camera(point)
+    return int(round(camera.cy + camera.fy * y / z)), int(round(camera.cx + camera.fx * x / z))
+
+
+def test_a_door_a_window_and_a_chair_appear_where_they_stand():
+    # a level camera at x = 1 looking along +x: every point of a plane x = X has depth X - 1
+    camera = Camera(rotation=look_rotation(0.0), position=np.array([1.0, 2.5, 1.3]))
+    on_far_wall = math.pi / 2  # turns a piece's front (+y) to -x: its back against the wall x = 6
+    boxes = (place(door(PLAIN, PLAIN, PLAIN, width_m=0.9, height_m=2.05), 6.0 - 0.025, 3.8, on_far_wall)
+             + place(window(PLAIN, PLAIN, width_m=1.0, height_m=1.2, sill_m=0.9), 6.0 - 0.025, 1.2, on_far_wall)
+             + place(chair(PLAIN, width_m=0.45, depth_m=0.45, seat_height_m=0.46, back_height_m=0.42),
+                     3.0, 2.5, on_far_wall))
+    depth, ids = cast(scene((6.0, 5.0, 2.8), camera, boxes))
+    # the door leaf is 3 cm thick, the pane 1 cm thick 1 cm off the wall, the chair back's 3 cm thick front
+    # face is at 3.0 + 0.225 - 0.03
+    for point, kind in (((5.97, 3.8, 1.5), "door"), ((5.99, 1.2, 1.5), "window pane"),
+                        ((3.195, 2.5, 0.7), "chair back")):
+        row, col = pixel_of(camera, point)
+        assert boxes[(ids[row, col] - 6) // 6].kind == kind
+        assert np.isclose(depth[row, col], point[0] - 1.0, rtol=1e-5)
+
+
+def test_a_chair_in_front_of_the_camera_has_the_hand_computed_seat_depth():
+    pitch = math.radians(-35)
+    camera = Camera(rotation=look_rotation(0.0, pitch), position=np.array([1.0, 2.5, 1.5]))
+    boxes = place(chair(PLAIN, width_m=0.45, depth_m=0.45, seat_height_m=0.46), 2.2, 2.5, math.pi / 2)
+    depth, ids = cast(scene((5.0, 5.0, 2.8), camera, boxes))
+    # pixel (330, 326) looks along (y sin p + cos p, -x, sin p - y cos p) (see the pitched camera test) and
+    # meets the seat's top z = 0.46 at t = (1.5 - 0.46) / (y cos p - sin p) = 1.4989, at x = 2.1016: on the
+    # seat (x 1.975..2.425) in front of its back (x 2.395..2.425)
+    y = (330 - camera.cy) / camera.fy
+    t = (1.5 - 0.46) / (y * math.cos(pitch) - math.sin(pitch))
+    assert 1.975 < 1.0 + t * (y * math.sin(pitch) + math.cos(pitch)) < 2.395
+    seat = [box.kind for box in boxes].index("chair seat")
+    assert ids[330, 326] == 6 + 6 * seat + 5  # the seat's +z face
+    assert np.isclose(depth[330, 326], t, rtol=1e-5) and np.isclose(t, 1.4989, atol=1e-4)
+
+
+def test_depth_statistics_match_the_rendered_depths():
+    stats = depth_statistics(3, seed=4, workers=1)
+    depths = np.concatenate([SceneSet(3, seed=4).render_full(index)[1].ravel() for index in range(3)])
+    assert stats["pixels"] == depths.size and np.isclose(stats["mean_m"], depths.mean(dtype=np.float64))
+    for q, value in stats["percentiles_m"].items():
+        assert abs(value - np.percentile(depths, float(q))) <= 0.01  # 1 cm bins
+    assert np.isclose(stats["fraction_beyond_5m"], np.mean(depths >= 5.0), atol=1e-4)
+    assert np.isclose(stats["fraction_below_0.5m"], np.mean(depths < 0.5), atol=1e-4)
 
 
 def test_rendered_depth_is_positive_and_bounded_by_the_room():

@@ -1,12 +1,25 @@
 """Synthetic indoor scenes with exact metric depth: vectorised NumPy ray casting with the NYU Kinect camera.
 
-A scene is a room (floor, ceiling and four walls; 2.5-8 m wide and deep, 2.4-3.2 m high) holding 3-12
-boxes and slabs as furniture (cabinets, beds, tables on legs, shelves, pictures, rugs), each surface with
-a procedural texture (checkers, stripes, value noise or wood-like grain), lit by one or two point lights
-plus ambient light with Lambertian shading (no shadows), seen by a hand-held camera (1.0-1.8 m high,
-looking slightly down, small roll) with the NYU Kinect colour intrinsics fx 518.86, fy 519.47, cx 325.58,
-cy 253.74 at 640x480. Colour gets mild Gaussian sensor noise; depth is exact, optionally with Kinect-like
-holes (projector shadows left of depth edges, grazing surfaces, far range, random dropouts).
+A scene is a furnished room, built from upright boxes by rooms.py: floor, ceiling and four walls (2.5-8 m
+wide and deep, 2.4-3.2 m high); 0-2 doors (a 0.8-1.0 x 2.0-2.1 m leaf in a frame, with a handle) and 0-2
+windows (a glowing pane in a frame with a sill, sometimes curtains) and a few framed pictures on the walls;
+furniture for a bedroom, living room, kitchen or office (beds with pillows and covers, nightstands,
+wardrobes, cabinets with doors or drawers, bookcases with boards and rows of books, tables and desks on
+legs or side panels, chairs with seat, back and legs, sofas with arms and cushions, TV stands, kitchen
+counters with wall cabinets, fridges, plants, rugs), against the walls or free-standing, never overlapping
+(their footprints are tested), with small objects on tables, desks, counters and cabinets. Every surface
+has a procedural texture (checkers, stripes, value noise or wood-like grain; plain off-white walls, wooden,
+tiled or carpeted floors); 1-3 glowing ceiling lamps each carry a point light, and shading is Lambertian
+with ambient light and the lamps' and window panes' own glow (no shadows).
+
+The camera is hand-held inside the room: 1.0-1.7 m high, pitched -25..+10 degrees (mostly slightly
+down), rolled at most 5 degrees, any heading, at least 0.35 m from every box and wall, with the NYU Kinect
+colour intrinsics fx 518.86, fy 519.47, cx 325.58, cy 253.74 at 640x480. Its pose is chosen by rejection:
+candidate poses are probed with a 16 x 12 grid of rays, and a pose is kept when the median depth of the
+image's central region (its middle half in each direction) is at least 1.5 m, few pixels are nearer than
+0.5 m and some furniture is in view. Colour gets mild Gaussian sensor noise; depth is exact, optionally
+with Kinect-like holes (projector shadows left of depth edges, grazing surfaces, far range, random
+dropouts). depth_statistics() measures the depth over many scenes (tools/synthetic_stats.py).
 
 Conventions: world z is up, the room spans [0, W] x [0, D] x [0, H]. Camera axes are OpenCV's (x right,
 y down, z forward); pixel (column u, row v), 0-based, looks along ((u - cx) / fx, (v - cy) / fy, 1) in
@@ -29,9 +42,9 @@ TEXTURES = ("checkers", "stripes", "noise", "wood")
 ROOM_SURFACES = ("wall x=0", "wall x=W", "wall y=0", "wall y=D", "floor", "ceiling")
 ROOM_SIZE_RANGE = (2.5, 8.0)     # rooms of 2.5-8 m
 ROOM_HEIGHT_RANGE = (2.4, 3.2)
-BOX_COUNT_RANGE = (3, 12)        # 3-12 boxes and slabs
 KINECT_BASELINE_M = 0.075        # IR projector to IR camera, for the projector shadows of the holes
 KINECT_MAX_RANGE_M = (7.0, 9.5)  # beyond this the synthetic Kinect returns no depth
+_CORNER_SIGNS = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], np.float64)
 
 
 # -- Camera ---------------------------------------------------------------------------------------------
@@ -80,7 +93,8 @@ class Camera:
 @dataclasses.dataclass
 class Material:
     """A procedural texture: kind (CHECKERS, STRIPES, NOISE, WOOD), cell size in meters, rotation in the
-    surface plane (radians), two RGB albedos in [0, 1], a noise seed and a sharpness parameter."""
+    surface plane (radians), two RGB albedos in [0, 1], a noise seed, a sharpness parameter and an
+    emission (0 for surfaces that only reflect)."""
     kind: int
     scale: float
     angle: float
@@ -88,6 +102,7 @@ class Material:
     color_b: tuple
     seed: int = 0
     sharpness: float = 1.0
+    emission: float = 0.0  # light given off, in multiples of the albedo (lamps, window panes)
 
 
 @dataclasses.dataclass
@@ -105,8 +120,7 @@ class Box:
         return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
     def corners(self):
-        signs = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], np.float64)
-        return self.center + (signs * self.half) @ self.axes().T
+        return self.center + (_CORNER_SIGNS * self.half) @ self.axes().T
 
     def contains(self, point, margin=0.0):
         local = (np.asarray(point, np.float64) - self.center) @ self.axes()
@@ -133,141 +147,24 @@ class Scene:
 
 
 # -- Random scenes --------------------------------------------------------------------------------------
-def _color(rng, base=None, spread=0.25, low=0.05, high=0.95):
-    base = rng.uniform(0.15, 0.85, 3) if base is None else np.asarray(base)
-    return tuple(np.clip(base + rng.uniform(-spread, spread, 3), low, high))
-
-
-def random_material(rng, kinds=(CHECKERS, STRIPES, NOISE, WOOD)):
-    """A random procedural material."""
-    kind = int(rng.choice(kinds))
-    if kind == WOOD:
-        base = np.array([0.55, 0.35, 0.18]) * rng.uniform(0.6, 1.4)
-        color_a, color_b = _color(rng, base, 0.08), _color(rng, base * 0.6, 0.05)
-        scale = rng.uniform(0.05, 0.2)
-    else:
-        color_a = _color(rng)
-        color_b = _color(rng, np.asarray(color_a) * rng.uniform(0.3, 1.0), 0.3)
-        scale = {CHECKERS: rng.uniform(0.08, 0.6), STRIPES: rng.uniform(0.05, 0.4), NOISE: rng.uniform(0.1, 1.0)}[kind]
-    return Material(kind, float(scale), float(rng.uniform(0, math.pi)), color_a, color_b,
-                    int(rng.integers(1 << 30)), float(rng.uniform(0.6, 3.0)))
-
-
-def _against_wall(rng, size, width, depth):
-    """Centre (x, y) and yaw of a footprint width x depth standing against a random wall."""
-    wall = int(rng.integers(4))
-    yaw = [0.0, 0.0, math.pi / 2, math.pi / 2][wall] + rng.normal(0, 0.02)
-    along = size[1] if wall < 2 else size[0]
-    t = rng.uniform(width / 2 + 0.05, max(along - width / 2 - 0.05, width / 2 + 0.06))
-    gap = rng.uniform(0.0, 0.05)
-    # local x runs along the wall (width), local y away from it (depth)
-    if wall == 0:
-        return (depth / 2 + gap, t), yaw + math.pi / 2
-    if wall == 1:
-        return (size[0] - depth / 2 - gap, t), yaw + math.pi / 2
-    if wall == 2:
-        return (t, depth / 2 + gap), yaw - math.pi / 2
-    return (t, size[1] - depth / 2 - gap), yaw - math.pi / 2
-
-
-def _furniture(rng, size, budget):
-    """One piece of furniture as a list of boxes (at most `budget`)."""
-    kind = rng.choice(["cabinet", "bed", "table", "shelf", "picture", "rug", "block"],
-                      p=[0.22, 0.1, 0.16, 0.14, 0.16, 0.08, 0.14])
-    material = random_material(rng)
-    if kind == "table" and budget >= 5:
-        width, depth = rng.uniform(0.6, 1.8), rng.uniform(0.5, 1.0)
-        height, top = rng.uniform(0.65, 0.8), rng.uniform(0.025, 0.05)
-        reach = math.hypot(width, depth) / 2 + 0.05
-        if min(size[0], size[1]) < 2 * reach + 0.1:
-            return []
-        x, y = rng.uniform(reach, size[0] - reach), rng.uniform(reach, size[1] - reach)
-        yaw = rng.uniform(0, math.pi)
-        boxes = [Box(np.array([x, y, height - top / 2]), np.array([width / 2, depth / 2, top / 2]), yaw, material,
-                     "table")]
-        leg = rng.uniform(0.02, 0.04)
-        c, s = math.cos(yaw), math.sin(yaw)
-        for sx in (-1, 1):
-            for sy in (-1, 1):
-                lx, ly = sx * (width / 2 - leg), sy * (depth / 2 - leg)
-                boxes.append(Box(np.array([x + c * lx - s * ly, y + s * lx + c * ly, (height - top) / 2]),
-                                 np.array([leg, leg, (height - top) / 2]), yaw, material, "table leg"))
-        return boxes
-    if kind == "table":
-        kind = "block"
-    if kind == "shelf":
-        width, depth, thick = rng.uniform(0.5, 1.6), rng.uniform(0.2, 0.35), rng.uniform(0.02, 0.04)
-        (x, y), yaw = _against_wall(rng, size, width, depth)
-        return [Box(np.array([x, y, rng.uniform(0.8, 2.0)]), np.array([width / 2, depth / 2, thick / 2]), yaw,
-                    material, "shelf")]
-    if kind == "picture":
-        width, height, thick = rng.uniform(0.3, 1.2), rng.uniform(0.3, 0.9), rng.uniform(0.01, 0.03)
-        (x, y), yaw = _against_wall(rng, size, width, thick)
-        return [Box(np.array([x, y, rng.uniform(1.2, 1.8)]), np.array([width / 2, thick / 2, height / 2]), yaw,
-                    material, "picture")]
-    if kind == "rug":
-        width, depth = rng.uniform(1.0, 2.5), rng.uniform(0.8, 2.0)
-        x, y = rng.uniform(0.5, size[0] - 0.5), rng.uniform(0.5, size[1] - 0.5)
-        return [Box(np.array([x, y, 0.005]), np.array([width / 2, depth / 2, 0.005]), rng.uniform(0, math.pi),
-                    material, "rug")]
-    if kind == "bed":
-        width, depth, height = rng.uniform(1.4, 2.1), rng.uniform(0.9, 1.8), rng.uniform(0.4, 0.6)
-    elif kind == "cabinet":
-        width, depth, height = rng.uniform(0.4, 1.8), rng.uniform(0.3, 0.7), rng.uniform(0.5, 2.1)
-    else:
-        width, depth, height = rng.uniform(0.3, 1.2), rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.2)
-    if kind == "block" and rng.random() < 0.5:
-        x, y = rng.uniform(0.6, size[0] - 0.6), rng.uniform(0.6, size[1] - 0.6)
-        yaw = rng.uniform(0, math.pi)
-    else:
-        (x, y), yaw = _against_wall(rng, size, width, depth)
-    return [Box(np.array([x, y, height / 2]), np.array([width / 2, depth / 2, height / 2]), yaw, material, str(kind))]
-
-
-def _fits(box, size):
-    corners = box.corners()
-    return bool(np.all(corners >= -1e-6) and np.all(corners <= np.asarray(size) + 1e-6))
-
-
 def random_scene(rng, width=NYU_WIDTH, height=NYU_HEIGHT):
-    """A random room, furniture, lights and camera (see the module docstring) from a numpy Generator."""
-    size = np.array([rng.uniform(*ROOM_SIZE_RANGE), rng.uniform(*ROOM_SIZE_RANGE), rng.uniform(*ROOM_HEIGHT_RANGE)])
-    floor = random_material(rng, (WOOD, CHECKERS, NOISE))
-    wall = random_material(rng, (STRIPES, NOISE, CHECKERS))
-    walls = [wall if rng.random() < 0.7 else random_material(rng, (STRIPES, NOISE)) for _ in range(4)]
-    ceiling = Material(NOISE, float(rng.uniform(0.3, 1.0)), 0.0, _color(rng, [0.85, 0.85, 0.82], 0.05),
-                       _color(rng, [0.75, 0.75, 0.72], 0.05), int(rng.integers(1 << 30)), 1.0)
-    camera_xy = np.array([rng.uniform(0.5, size[0] - 0.5), rng.uniform(0.5, size[1] - 0.5)])
-    camera_position = np.array([camera_xy[0], camera_xy[1], rng.uniform(1.0, 1.8)])
-    target = int(rng.integers(BOX_COUNT_RANGE[0], BOX_COUNT_RANGE[1] + 1))
-    boxes, attempts = [], 0
-    while len(boxes) < target and attempts < 200:
-        attempts += 1
-        pieces = _furniture(rng, size, target - len(boxes))
-        if not pieces or len(pieces) > target - len(boxes):
-            continue
-        if all(_fits(b, size) and not b.contains(camera_position, 0.4) for b in pieces):
-            boxes.extend(pieces)
-    yaw = rng.uniform(0, 2 * math.pi)
-    pitch = math.radians(float(np.clip(rng.normal(-10, 8), -35, 15)))
-    roll = math.radians(float(rng.normal(0, 3)))
-    camera = Camera(width=width, height=height, cx=NYU_CX * width / NYU_WIDTH, cy=NYU_CY * height / NYU_HEIGHT,
-                    fx=NYU_FX * width / NYU_WIDTH, fy=NYU_FY * height / NYU_HEIGHT,
-                    rotation=look_rotation(yaw, pitch, roll), position=camera_position)
-    lights = []
-    for _ in range(int(rng.integers(1, 3))):
-        tint = np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.75, 1.0)])
-        where = np.array([rng.uniform(0.3, size[0] - 0.3), rng.uniform(0.3, size[1] - 0.3), size[2] - 0.15])
-        lights.append(Light(where, tint * rng.uniform(0.8, 1.4)))
-    ambient = np.full(3, rng.uniform(0.12, 0.3))
-    return Scene(size, walls + [floor, ceiling], boxes, lights, ambient, camera, noise_tile(rng))
+    """A random furnished room, its lights and a camera inside it (see the module docstring and rooms.py)
+    from a numpy Generator."""
+    from .rooms import random_room
+    return random_room(rng, width, height)
+
+
+def center_region(height, width):
+    """(rows, cols) slices of an image's central region: the middle half in each direction."""
+    return slice(height // 4, height - height // 4), slice(width // 4, width - width // 4)
 
 
 # -- Ray casting ----------------------------------------------------------------------------------------
 _BOX_NORMALS = np.array([[-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]], np.float64)
 _ROOM_NORMALS = -_BOX_NORMALS  # room surfaces face inwards: the x=0 wall looks along +x, ...
 _BOX_EDGES = [(a, b) for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1]
-_NEAR_M = 0.05  # near plane for box windows: the camera keeps 0.4 m from boxes, so nothing visible is nearer
+_FACE_AXES = ((1, 2), (1, 2), (0, 2), (0, 2), (0, 1), (0, 1))  # texture (u, v) axes of faces -x, +x, ... +z
+_NEAR_M = 0.05  # near plane for box windows: random rooms keep the camera 0.35 m from boxes
 
 
 def _pixel_coordinates(camera):
@@ -293,32 +190,71 @@ def cast(scene, camera=None):
     size = np.asarray(scene.size, np.float64)
     if np.any(origin <= 0) or np.any(origin >= size):
         raise ValueError(f"the camera {camera.position} is not inside the room {scene.size}")
-    rotation = np.asarray(camera.rotation, np.float64)
-    depth = ids = None
-    # the ray leaves the (convex) room through the nearest of the three walls it heads for
-    for axis, direction in enumerate(_planes(camera, rotation)):
-        positive = direction > 0
-        with np.errstate(divide="ignore"):
-            distance = np.where(positive, np.float32(size[axis] - origin[axis]), np.float32(origin[axis]))
-            distance /= np.abs(direction)
-        surface = (2 * axis + positive).astype(np.int16)
-        if depth is None:
-            depth, ids = distance, surface
-        else:
-            nearer = distance < depth
-            np.copyto(depth, distance, where=nearer)
-            np.copyto(ids, surface, where=nearer)
-    for index, box in enumerate(scene.boxes):
-        window = _box_window(box, camera)
-        if window is not None:
-            _cast_box(box, 6 + 6 * index, camera, window, depth, ids)
+    directions = _planes(camera, np.asarray(camera.rotation, np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = [np.reciprocal(plane) for plane in directions]
+        depth, ids = _cast_room(size, origin, inverse)
+        for index, window in enumerate(_box_windows(scene.boxes, camera)):
+            if window is not None:
+                _cast_box(scene.boxes[index], 6 + 6 * index, origin, directions, inverse[2], window, depth, ids)
     return depth, ids
 
 
-def _box_window(box, camera):
-    """(rows, cols) slices of the image a box can cover, or None: its silhouette clipped to the near plane,
-    projected, plus a pixel of margin."""
-    corners = camera.to_camera(box.corners())
+def _cast_room(size, origin, inverse):
+    """(depth, ids) of the room's surfaces for rays with inverse world directions (3 planes): a ray leaves
+    the (convex) room through the nearest of the three walls it heads for."""
+    depth = ids = None
+    for axis, inverse_k in enumerate(inverse):
+        low = inverse_k * np.float32(-origin[axis])              # to the wall at 0: ahead if the ray goes -
+        high = inverse_k * np.float32(size[axis] - origin[axis])  # to the wall at size: ahead if it goes +
+        positive = high > low
+        distance = np.maximum(low, high, out=low)
+        if depth is None:
+            depth, ids = distance, positive.astype(np.int16)
+            continue
+        nearer = distance < depth
+        np.copyto(depth, distance, where=nearer)
+        np.copyto(ids, np.int16(2 * axis), where=nearer)
+        nearer &= positive
+        np.copyto(ids, np.int16(2 * axis + 1), where=nearer)
+    return depth, ids
+
+
+def _corner_arrays(boxes):
+    """World corners (B, 8, 3) of boxes, in Box.corners' order."""
+    centers = np.array([box.center for box in boxes], np.float64)
+    halves = np.array([box.half for box in boxes], np.float64)
+    yaws = np.array([box.yaw for box in boxes], np.float64)
+    c, s = np.cos(yaws)[:, None], np.sin(yaws)[:, None]
+    local = _CORNER_SIGNS[None] * halves[:, None, :]
+    return centers[:, None, :] + np.stack([c * local[..., 0] - s * local[..., 1],
+                                           s * local[..., 0] + c * local[..., 1], local[..., 2]], -1)
+
+
+def _box_windows(boxes, camera):
+    """For each box, the (rows, cols) slices of the image it can cover, or None: its silhouette clipped to
+    the near plane, projected, plus a pixel of margin."""
+    if not boxes:
+        return []
+    corners = (_corner_arrays(boxes) - np.asarray(camera.position, np.float64)) @ np.asarray(camera.rotation,
+                                                                                              np.float64)
+    front = corners[..., 2] >= _NEAR_M
+    whole = front.all(axis=1)
+    windows = [None] * len(boxes)
+    if whole.any():
+        seen = corners[whole]
+        u = camera.fx * seen[..., 0] / seen[..., 2] + camera.cx
+        v = camera.fy * seen[..., 1] / seen[..., 2] + camera.cy
+        for index, u_range, v_range in zip(np.flatnonzero(whole), np.stack([u.min(1), u.max(1)], 1),
+                                           np.stack([v.min(1), v.max(1)], 1)):
+            windows[index] = _window(u_range, v_range, camera)
+    for index in np.flatnonzero(front.any(axis=1) & ~whole):
+        windows[index] = _clipped_window(corners[index], camera)
+    return windows
+
+
+def _clipped_window(corners, camera):
+    """The window of a box whose camera-frame corners (8, 3) straddle the near plane."""
     z = corners[:, 2]
     points = [corners[z >= _NEAR_M]]
     for a, b in _BOX_EDGES:
@@ -326,37 +262,45 @@ def _box_window(box, camera):
             t = (_NEAR_M - z[a]) / (z[b] - z[a])
             points.append((corners[a] + t * (corners[b] - corners[a]))[None])
     points = np.concatenate(points)
-    if not len(points):
-        return None
     u = camera.fx * points[:, 0] / points[:, 2] + camera.cx
     v = camera.fy * points[:, 1] / points[:, 2] + camera.cy
-    c0, c1 = max(int(math.floor(u.min())) - 1, 0), min(int(math.ceil(u.max())) + 2, camera.width)
-    r0, r1 = max(int(math.floor(v.min())) - 1, 0), min(int(math.ceil(v.max())) + 2, camera.height)
+    return _window((u.min(), u.max()), (v.min(), v.max()), camera)
+
+
+def _window(u_range, v_range, camera):
+    """(rows, cols) slices covering pixel columns u_range and rows v_range plus a pixel, or None if off
+    the image."""
+    c0, c1 = max(int(math.floor(u_range[0])) - 1, 0), min(int(math.ceil(u_range[1])) + 2, camera.width)
+    r0, r1 = max(int(math.floor(v_range[0])) - 1, 0), min(int(math.ceil(v_range[1])) + 2, camera.height)
     if c0 >= c1 or r0 >= r1:
         return None
     return slice(r0, r1), slice(c0, c1)
 
 
-def _cast_box(box, first_id, camera, window, depth, ids):
-    """Slab test of one box over a window of rays; updates depth and ids where the box is nearer."""
+def _cast_box(box, first_id, origin, directions, inverse_z, window, depth, ids):
+    """Slab test of one box over a window of rays (world directions: 3 planes; inverse_z: 1 / their z);
+    updates depth and ids where the box is nearer."""
     rows, cols = window
-    axes = box.axes()
-    local_origin = (np.asarray(camera.position, np.float64) - box.center) @ axes
-    # ray directions in the box's axes: axes^T R (x, y, 1)
-    local = _planes(camera, axes.T @ np.asarray(camera.rotation, np.float64), rows, cols)
+    c, s = np.float32(math.cos(box.yaw)), np.float32(math.sin(box.yaw))
+    local_origin = (origin - box.center) @ box.axes()
+    world_x, world_y = directions[0][rows, cols], directions[1][rows, cols]
+    inverse_x = world_x * c           # the ray directions in the box's axes, then inverted (the signs stay)
+    inverse_x += world_y * s
+    inverse_y = world_y * c
+    inverse_y -= world_x * s
+    local = [np.reciprocal(inverse_x, out=inverse_x), np.reciprocal(inverse_y, out=inverse_y), inverse_z[rows, cols]]
     best = entry = far = None
-    for axis in range(3):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inverse = np.float32(1) / local[axis]
-            t1 = np.float32(-box.half[axis] - local_origin[axis]) * inverse
-            t2 = np.float32(box.half[axis] - local_origin[axis]) * inverse
-        near, out = np.minimum(t1, t2), np.maximum(t1, t2)
+    for axis, inverse in enumerate(local):
+        t1 = inverse * np.float32(-box.half[axis] - local_origin[axis])
+        t2 = inverse * np.float32(box.half[axis] - local_origin[axis])
+        near = np.minimum(t1, t2)
+        out = np.maximum(t1, t2, out=t1)
         if best is None:
             best, entry, far = near, np.zeros(near.shape, np.int8), out
         else:
             later = near > best
-            best = np.where(later, near, best)
-            entry[later] = axis
+            np.copyto(best, near, where=later)
+            np.copyto(entry, np.int8(axis), where=later)
             np.minimum(far, out, out=far)
     depth_window, ids_window = depth[rows, cols], ids[rows, cols]
     hit = (best <= far) & (best > 0) & (best < depth_window)
@@ -389,45 +333,65 @@ def noise_tile(rng, size=NOISE_TILE):
 def _tile_lookup(tile, u, v):
     """Bilinear, wrapping lookup of the noise tile at texture coordinates (u, v) in cells."""
     size = tile.shape[0]
+    padded = np.pad(tile, ((0, 1), (0, 1)), mode="wrap").reshape(-1)  # texel (i + 1) needs no wrapping
     scale = np.float32(size / NOISE_TILE_CELLS)
     tu, tv = u * scale, v * scale
     fu, fv = np.floor(tu), np.floor(tv)
-    wu, wv = tu - fu, tv - fv
-    iu = fu.astype(np.int64) & (size - 1)
-    iv = fv.astype(np.int64) & (size - 1)
-    iu1, iv1 = (iu + 1) & (size - 1), (iv + 1) & (size - 1)
-    flat = tile.reshape(-1)
-    top = flat[iv * size + iu]
-    top += (flat[iv * size + iu1] - top) * wu
-    bottom = flat[iv1 * size + iu]
-    bottom += (flat[iv1 * size + iu1] - bottom) * wu
-    return top + (bottom - top) * wv
+    tu -= fu
+    tv -= fv
+    corner = (fv.astype(np.intp) & (size - 1)) * (size + 1)
+    corner += fu.astype(np.intp) & (size - 1)
+    top = np.take(padded, corner, mode="clip")
+    top += (np.take(padded, corner + 1, mode="clip") - top) * tu
+    corner += size + 1
+    bottom = np.take(padded, corner, mode="clip")
+    bottom += (np.take(padded, corner + 1, mode="clip") - bottom) * tu
+    bottom -= top
+    bottom *= tv
+    bottom += top
+    return bottom
 
 
 def _surface_tables(scene):
-    """Per surface id: normals (n, 3), texture maps (n, 2, 4) world point -> texture coordinates, materials."""
-    normals, maps, materials = [], [], []
-    room_axes = [(1, 2), (1, 2), (0, 2), (0, 2), (0, 1), (0, 1)]
-    for index, (material, (a, b)) in enumerate(zip(scene.room_materials, room_axes)):
-        normals.append(_ROOM_NORMALS[index])
-        maps.append(_texture_map(np.eye(3)[a], np.eye(3)[b], np.zeros(3), material))
-        materials.append(material)
-    for box in scene.boxes:
-        axes = box.axes()
-        for face, (a, b) in enumerate(room_axes):
-            normals.append(axes @ _BOX_NORMALS[face])
-            maps.append(_texture_map(axes[:, a], axes[:, b], box.center - axes @ box.half, box.material))
-            materials.append(box.material)
-    return np.asarray(normals, np.float64), np.asarray(maps, np.float64), materials
+    """Per surface id: normals (n, 3), plane offsets (n,) (normal . point for the surface's points),
+    texture maps (n, 2, 4) world point -> texture coordinates, and materials."""
+    size = np.asarray(scene.size, np.float64)
+    materials = list(scene.room_materials) + [box.material for box in scene.boxes for _ in range(6)]
+    normals = [_ROOM_NORMALS]
+    offsets = [np.array([0.0, -size[0], 0.0, -size[1], 0.0, -size[2]])]
+    room_u = np.stack([np.eye(3)[a] for a, _ in _FACE_AXES])
+    room_v = np.stack([np.eye(3)[b] for _, b in _FACE_AXES])
+    maps = [_texture_maps(room_u, room_v, np.zeros((6, 3)), scene.room_materials)]
+    if scene.boxes:
+        yaws = np.array([box.yaw for box in scene.boxes], np.float64)
+        c, s = np.cos(yaws), np.sin(yaws)
+        zero, one = np.zeros_like(c), np.ones_like(c)
+        axes = np.stack([np.stack([c, -s, zero], 1), np.stack([s, c, zero], 1), np.stack([zero, zero, one], 1)],
+                        1)                                                          # (B, 3, 3), columns: axes
+        centers = np.array([box.center for box in scene.boxes], np.float64)
+        halves = np.array([box.half for box in scene.boxes], np.float64)
+        box_normals = np.einsum("bij,fj->bfi", axes, _BOX_NORMALS)                  # (B, 6, 3)
+        normals.append(box_normals.reshape(-1, 3))
+        half_along = halves[:, [0, 0, 1, 1, 2, 2]]
+        offsets.append((np.einsum("bfi,bi->bf", box_normals, centers) + half_along).reshape(-1))
+        u_axes = axes[:, :, [a for a, _ in _FACE_AXES]].transpose(0, 2, 1).reshape(-1, 3)
+        v_axes = axes[:, :, [b for _, b in _FACE_AXES]].transpose(0, 2, 1).reshape(-1, 3)
+        origins = np.repeat(centers - np.einsum("bij,bj->bi", axes, halves), 6, axis=0)
+        maps.append(_texture_maps(u_axes, v_axes, origins, materials[6:]))
+    return np.concatenate(normals), np.concatenate(offsets), np.concatenate(maps), materials
 
 
-def _texture_map(u_axis, v_axis, origin, material):
-    """2x4 affine map world point -> texture coordinates in cells, rotated by the material's angle and
-    shifted by its seed (so surfaces sharing the noise tile look different)."""
-    c, s = math.cos(material.angle), math.sin(material.angle)
-    rows = np.stack([c * u_axis - s * v_axis, s * u_axis + c * v_axis]) / material.scale
-    shift = np.array([(material.seed % 1009) / 1009.0, (material.seed % 1013) / 1013.0]) * NOISE_TILE_CELLS
-    return np.concatenate([rows, (shift - rows @ origin)[:, None]], axis=1)
+def _texture_maps(u_axes, v_axes, origins, materials):
+    """(n, 2, 4) affine maps world point -> texture coordinates in cells for n surfaces with texture axes
+    (n, 3) and origins (n, 3): rotated by each material's angle and shifted by its seed (so surfaces sharing
+    the noise tile look different)."""
+    angle = np.array([m.angle for m in materials], np.float64)[:, None]
+    scale = np.array([m.scale for m in materials], np.float64)[:, None]
+    seed = np.array([m.seed for m in materials], np.int64)
+    c, s = np.cos(angle), np.sin(angle)
+    rows = np.stack([c * u_axes - s * v_axes, s * u_axes + c * v_axes], 1) / scale[:, :, None]    # (n, 2, 3)
+    shift = np.stack([(seed % 1009) / 1009.0, (seed % 1013) / 1013.0], 1) * NOISE_TILE_CELLS
+    return np.concatenate([rows, (shift - np.einsum("nrk,nk->nr", rows, origins))[:, :, None]], axis=2)
 
 
 def _mix_factor(kind, u, v, tile, sharpness):
@@ -443,63 +407,156 @@ def _mix_factor(kind, u, v, tile, sharpness):
     return rings * rings * rings
 
 
-def _points(scene, depth, camera):
-    """World coordinates (3 planes (H, W)) of the cast points."""
-    origin = np.asarray(camera.position, np.float64)
-    return [np.float32(origin[k]) + depth * plane
-            for k, plane in enumerate(_planes(camera, np.asarray(camera.rotation, np.float64)))]
+SHADE_ROWS = 64  # image rows shaded at a time, so that the temporaries stay small, cached and reused
+
+
+@dataclasses.dataclass
+class _Shading:
+    """What shading needs per surface id, as float32 tables. A pixel at normalised image coordinates
+    (x, y) with depth t sees the world point p = o + t R (x, y, 1), so an affine function a . p + b of it is
+    (a . o + b) + t (R^T a) . (x, y, 1): `texture` holds, per id, those 4 numbers for u and for v."""
+    texture: np.ndarray       # (n, 2, 4): constant, then the x, y and 1 coefficients, for u and v
+    facing: list              # per light: n . (L - p) per id (n . p is the surface's plane offset)
+    kinds: np.ndarray
+    sharpness: np.ndarray
+    color_a: np.ndarray
+    color_step: np.ndarray    # color_b - color_a
+    emission: np.ndarray
+    tile: np.ndarray
+
+    @classmethod
+    def of(cls, scene, camera):
+        normals, offsets, maps, materials = _surface_tables(scene)
+        origin, rotation = np.asarray(camera.position, np.float64), np.asarray(camera.rotation, np.float64)
+        texture = np.concatenate([(maps[:, :, :3] @ origin + maps[:, :, 3])[:, :, None], maps[:, :, :3] @ rotation],
+                                 axis=2)
+        facing = [(normals @ np.asarray(light.position, np.float64) - offsets).astype(np.float32)
+                  for light in scene.lights]
+        color_a = np.array([m.color_a for m in materials], np.float32)
+        tile = scene.noise_tile if scene.noise_tile is not None else noise_tile(np.random.default_rng(0))
+        return cls(texture.astype(np.float32), facing, np.array([m.kind for m in materials], np.int8),
+                   np.array([m.sharpness for m in materials], np.float32), color_a,
+                   np.array([m.color_b for m in materials], np.float32) - color_a,
+                   np.array([m.emission for m in materials], np.float32), tile)
 
 
 def shade(scene, depth, ids, camera=None):
     """Linear RGB radiance (H, W, 3) float32 of the cast surfaces: textured albedo times (ambient + each
-    light's Lambertian term with a soft 1 / (1 + d^2 / 4 m^2) falloff); no shadows."""
+    light's Lambertian term with a soft 1 / (1 + d^2 / 4 m^2) falloff + the material's emission); no
+    shadows. Works through SHADE_ROWS rows at a time."""
     camera = camera or scene.camera
-    normals, maps, materials = _surface_tables(scene)
-    tile = scene.noise_tile if scene.noise_tile is not None else noise_tile(np.random.default_rng(0))
-    points = _points(scene, depth, camera)
-    maps = maps.astype(np.float32)
-    u = np.take(maps[:, 0, 3], ids)
-    v = np.take(maps[:, 1, 3], ids)
-    for k in range(3):
-        u += np.take(maps[:, 0, k], ids) * points[k]
-        v += np.take(maps[:, 1, k], ids) * points[k]
-    kinds = np.take(np.array([m.kind for m in materials], np.int8), ids)
-    sharpness = np.array([m.sharpness for m in materials], np.float32)
-    mix = np.empty(depth.shape, np.float32)
-    for kind in (CHECKERS, STRIPES, NOISE, WOOD):
+    tables = _Shading.of(scene, camera)
+    radiance = np.empty(depth.shape + (3,), np.float32)
+    for top in range(0, depth.shape[0], SHADE_ROWS):
+        rows = slice(top, min(top + SHADE_ROWS, depth.shape[0]))
+        _shade_rows(scene, tables, camera, rows, depth[rows], ids[rows], radiance[rows])
+    return radiance
+
+
+def _shade_rows(scene, tables, camera, rows, depth, ids, radiance):
+    """shade() for the image rows `rows` (depth and ids of those rows), into radiance (rows, W, 3)."""
+    x, y = _pixel_coordinates(camera)
+    x, y = x.astype(np.float32)[None, :], y[rows].astype(np.float32)[:, None]
+    index = ids.astype(np.intp)
+    u, v = (_along_rays(tables.texture[:, k], index, x, y, depth) for k in (0, 1))
+    mix = _texture_mix(tables, index, u, v)
+    depth2 = depth * depth
+    depth2 *= x * x + (y * y + np.float32(1))   # |p - o|^2
+    strengths = [_lambert(light, facing, camera, x, y, depth, depth2, index)
+                 for light, facing in zip(scene.lights, tables.facing)]
+    albedo, light, scratch = (np.empty(depth.shape, np.float32) for _ in range(3))
+    for channel in range(3):
+        np.take(tables.color_a[:, channel], index, out=albedo, mode="clip")
+        np.take(tables.color_step[:, channel], index, out=scratch, mode="clip")
+        scratch *= mix
+        albedo += scratch
+        if tables.emission.any():
+            np.take(tables.emission, index, out=light, mode="clip")
+            light += np.float32(scene.ambient[channel])
+        else:
+            light.fill(scene.ambient[channel])
+        for strength, source in zip(strengths, scene.lights):
+            np.multiply(strength, np.float32(source.color[channel]), out=scratch)
+            light += scratch
+        np.multiply(albedo, light, out=radiance[:, :, channel])
+
+
+def _along_rays(coefficients, index, x, y, depth):
+    """Per pixel, an affine function of the world point given per id as (constant, x, y, 1 coefficients)
+    (see _Shading)."""
+    out = np.take(coefficients[:, 1], index, mode="clip")
+    out *= x
+    term = np.take(coefficients[:, 2], index, mode="clip")
+    term *= y
+    out += term
+    out += np.take(coefficients[:, 3], index, out=term, mode="clip")
+    out *= depth
+    out += np.take(coefficients[:, 0], index, out=term, mode="clip")
+    return out
+
+
+def _texture_mix(tables, index, u, v):
+    """How much of colour b each pixel shows, by its material's texture kind."""
+    kinds = np.take(tables.kinds, index, mode="clip")
+    present = np.unique(tables.kinds)
+    if len(present) == 1:
+        return _mix_factor(int(present[0]), u, v, tables.tile, np.take(tables.sharpness, index, mode="clip"))
+    mix = np.empty(u.shape, np.float32)
+    for kind in present:
         chosen = kinds == kind
         if chosen.any():
-            mix[chosen] = _mix_factor(kind, u[chosen], v[chosen], tile, np.take(sharpness, ids[chosen]))
-    normal = [np.take(normals[:, k].astype(np.float32), ids) for k in range(3)]
-    strengths = []
-    for light in scene.lights:
-        to_light = [np.float32(light.position[k]) - points[k] for k in range(3)]
-        distance2 = to_light[0] * to_light[0] + to_light[1] * to_light[1] + to_light[2] * to_light[2]
-        cosine = (normal[0] * to_light[0] + normal[1] * to_light[1] + normal[2] * to_light[2]) / np.sqrt(distance2)
-        strengths.append(np.maximum(cosine, 0) / (1 + np.float32(0.25) * distance2))
-    color_a = np.array([m.color_a for m in materials], np.float32)
-    color_b = np.array([m.color_b for m in materials], np.float32)
-    radiance = np.empty(depth.shape + (3,), np.float32)
-    for channel in range(3):
-        albedo = np.take(color_a[:, channel], ids)
-        albedo += (np.take(color_b[:, channel], ids) - albedo) * mix
-        light = np.full(depth.shape, np.float32(scene.ambient[channel]), np.float32)
-        for strength, source in zip(strengths, scene.lights):
-            light += strength * np.float32(source.color[channel])
-        np.multiply(albedo, light, out=radiance[:, :, channel])
-    return radiance
+            mix[chosen] = _mix_factor(int(kind), u[chosen], v[chosen], tables.tile,
+                                      np.take(tables.sharpness, index[chosen], mode="clip"))
+    return mix
+
+
+def _lambert(light, facing, camera, x, y, depth, depth2, index):
+    """A point light's Lambertian term with falloff, max(n . (L - p), 0) / |L - p| / (1 + |L - p|^2 / 4),
+    for pixels at normalised coordinates x (1, W), y (R, 1) with depth and |p - o|^2 = depth2:
+    |L - p|^2 = |L - o|^2 - 2 t (R^T (L - o)) . (x, y, 1) + |p - o|^2."""
+    to_light = np.asarray(light.position, np.float64) - np.asarray(camera.position, np.float64)
+    q = np.float32(-2) * (np.asarray(camera.rotation, np.float64).T @ to_light).astype(np.float32)
+    distance2 = (q[0] * x) + (q[1] * y + q[2])
+    distance2 *= depth
+    distance2 += np.float32(to_light @ to_light)
+    distance2 += depth2
+    np.maximum(distance2, np.float32(1e-12), out=distance2)
+    strength = np.take(facing, index, mode="clip")
+    np.maximum(strength, 0, out=strength)
+    scratch = np.sqrt(distance2)
+    distance2 *= np.float32(0.25)
+    distance2 += np.float32(1)
+    scratch *= distance2
+    strength /= scratch
+    return strength
+
+
+_SENSOR_NOISE = []  # one table of standard normal values per process (see _sensor_noise)
+
+
+def _sensor_noise(count, rng):
+    """`count` standard normal float32 values: a window at a random start into a fixed table twice as long
+    (drawing fresh values for every image costs more than the rest of the colour conversion)."""
+    if not _SENSOR_NOISE or len(_SENSOR_NOISE[0]) < 2 * count:
+        _SENSOR_NOISE[:] = [np.random.default_rng(0x5E45).standard_normal(2 * count, dtype=np.float32)]
+    start = int(rng.integers(count + 1))
+    return _SENSOR_NOISE[0][start:start + count]
 
 
 def to_uint8(radiance, rng, noise_std=None):
     """Auto-exposed, gamma-2 encoded uint8 RGB with mild Gaussian sensor noise (std 1-3 levels)."""
     luminance = radiance[::7, ::7].mean(axis=2)
-    exposure = np.float32(0.85 / max(float(np.percentile(luminance, 97)), 1e-6))
-    image = np.sqrt(np.clip(radiance * exposure, 0, 1)) * np.float32(255)
+    exposure = 0.85 / max(float(np.percentile(luminance, 97)), 1e-6)
+    # sqrt(clip(r * exposure, 0, 1)) * 255 = sqrt(clip(r * exposure * 255^2, 0, 255^2))
+    image = np.multiply(radiance, np.float32(exposure * 255 * 255))
+    np.clip(image, 0, 255 * 255, out=image)
+    np.sqrt(image, out=image)
     std = rng.uniform(1.0, 3.0) if noise_std is None else noise_std
     if std:
-        image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(std)
+        image += _sensor_noise(image.size, rng).reshape(image.shape) * np.float32(std)
     image += np.float32(0.5)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    np.clip(image, 0, 255, out=image)
+    return image.astype(np.uint8)
 
 
 def kinect_holes(depth, ids, scene, rng, camera=None):
@@ -513,9 +570,10 @@ def kinect_holes(depth, ids, scene, rng, camera=None):
     right_min = np.minimum.accumulate(shifted[:, ::-1], axis=1)[:, ::-1]
     holes = np.zeros(depth.shape, bool)
     holes[:, :-1] = right_min[:, 1:] < shifted[:, :-1] - 0.5
-    normals, _, _ = _surface_tables(scene)
+    normals = _surface_tables(scene)[0]
+    index = ids.astype(np.intp)
     directions = _planes(camera, np.asarray(camera.rotation, np.float64))
-    dot = sum(np.take(normals[:, k].astype(np.float32), ids) * directions[k] for k in range(3))
+    dot = sum(np.take(normals[:, k].astype(np.float32), index) * directions[k] for k in range(3))
     length = np.sqrt(sum(plane * plane for plane in directions))
     holes |= np.abs(dot) < np.float32(0.12) * length
     holes |= depth > rng.uniform(*KINECT_MAX_RANGE_M)
@@ -582,6 +640,57 @@ class SceneSet:
         rendered = self.render_full(index)
         return (np.ascontiguousarray(center_crop(rendered[0])[:, :, ::-1]),
                 encode_depth_png8(center_crop(rendered[-1])))
+
+
+# -- Depth statistics -----------------------------------------------------------------------------------
+STATISTICS_PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+_HISTOGRAM_BIN_M = 0.01
+_HISTOGRAM_TOP_M = 20.0
+
+
+class _DepthJob:
+    """Per scene: a 1 cm histogram of the exact depth, its sum and the median of the central region."""
+
+    def __init__(self, scenes):
+        self.scenes = scenes
+
+    def __call__(self, index):
+        depth_m, _ = cast(self.scenes.scene(index))
+        bins = int(_HISTOGRAM_TOP_M / _HISTOGRAM_BIN_M)
+        counts = np.bincount(np.minimum(depth_m / np.float32(_HISTOGRAM_BIN_M), bins - 1).astype(np.int64).ravel(),
+                             minlength=bins)
+        rows, cols = center_region(*depth_m.shape)
+        return counts, float(depth_m.sum(dtype=np.float64)), float(np.median(depth_m[rows, cols]))
+
+
+def depth_statistics(count=1000, seed=0, workers=None, progress=False):
+    """Statistics of the exact depth of scenes 0..count-1 of SceneSet(count, seed) at 640x480: mean and
+    percentiles (from 1 cm bins) in meters, the fractions of pixels beyond 5 m, below 0.5 m and beyond
+    10 m, and the fraction of scenes whose central region (center_region) has a median depth below 1.5 m."""
+    from .jobs import run_jobs
+    scenes = SceneSet(count, seed)
+    counts, total_m, medians = 0, 0.0, []
+    for histogram, depth_sum, center_median in run_jobs(_DepthJob(scenes), range(count), workers, progress,
+                                                        desc="depth statistics", unit="scene"):
+        counts, total_m = counts + histogram, total_m + depth_sum
+        medians.append(center_median)
+    pixels = int(counts.sum())
+    cumulative = np.cumsum(counts) / pixels
+    edges = np.arange(1, len(counts) + 1) * _HISTOGRAM_BIN_M   # upper edge of each bin
+
+    def below_m(meters):
+        return float(cumulative[int(round(meters / _HISTOGRAM_BIN_M)) - 1])
+
+    def percentile_m(q):  # linear within the bin
+        k = int(np.searchsorted(cumulative, q / 100))
+        before = cumulative[k - 1] if k else 0.0
+        return float(edges[k] - _HISTOGRAM_BIN_M * (cumulative[k] - q / 100) / max(cumulative[k] - before, 1e-12))
+
+    return {"scenes": count, "seed": seed, "pixels": pixels, "mean_m": total_m / pixels,
+            "percentiles_m": {str(q): percentile_m(q) for q in STATISTICS_PERCENTILES},
+            "fraction_beyond_5m": 1 - below_m(5.0), "fraction_below_0.5m": below_m(0.5),
+            "fraction_beyond_10m": 1 - below_m(10.0),
+            "fraction_scenes_center_median_below_1.5m": float(np.mean(np.asarray(medians) < 1.5))}
 
 
 # -- Files ----------------------------------------------------------------------------------------------
