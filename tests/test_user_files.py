@@ -283,6 +283,17 @@ def test_convert_imageset_overwrite_replaces_only_a_database(tmp_path, capsys):
     assert sorted(os.listdir(database)) == ["data.mdb", "lock.mdb"]
 
 
+def test_make_lmdb_keeps_a_pair_list_it_did_not_write(tmp_path, capsys):
+    pairs = tmp_path / "pairs"
+    write_thesis_pair(pairs)
+    (pairs / "train_pairs.txt").write_text("my own list\n")     # the name of the list written beside the LMDBs
+    before = tree(tmp_path)
+    status = commands.make_lmdb_main([str(pairs), str(pairs), "--workers", "1", "--quiet"])
+    assert status == 2
+    assert_one_line_error(capsys.readouterr().err, None, pairs / "train_pairs.txt", prog="make_lmdb")
+    assert tree(tmp_path) == before
+
+
 def test_augment_refuses_to_write_into_its_input_folder(tmp_path, capsys):
     frames = tmp_path / "frames"
     frames.mkdir()

@@ -18,7 +18,7 @@ its own set of databases with that prefix.
 import os
 
 from ..caffe import encode_datum
-from ..errors import DatasetError
+from ..errors import DatasetError, OutputError
 from . import pairs as pairs_io
 from .constants import COLOR_SIZE, DEPTH_SIZES
 from .jobs import run_jobs
@@ -66,12 +66,29 @@ def split_folders(pairs_dir, prefix=None):
     return [(prefix, pairs_dir)]
 
 
+def _refuse_side_files(out, splits, color_size, depth_sizes, mean_file):
+    """Before anything is written: the pair list and mean file of a split whose databases are new must be
+    new too; one there already, without the databases it is written beside, is someone else's."""
+    for split_prefix, _ in splits:
+        names = database_names(split_prefix, color_size, depth_sizes)
+        if any(os.path.lexists(os.path.join(out, name)) for name in names):
+            continue
+        side_files = [f"{split_prefix}_pairs.txt"] + ([f"{names[0]}_mean.binaryproto"] if mean_file else [])
+        for path in (os.path.join(out, name) for name in side_files):
+            if os.path.lexists(path):
+                raise OutputError(f"{path}: exists without the databases this tool writes it beside, and would be "
+                                  f"replaced; move it away, choose another output folder, or pass --overwrite")
+
+
 def make_lmdb(pairs_dir, out, prefix=None, color_size=COLOR_SIZE, depth_sizes=DEPTH_SIZES, seed=0, shuffle=True,
               interpolation="linear", workers=None, overwrite=False, mean_file=False, progress=True, log=print):
     """Writes the paired databases (see the module docstring); returns {database path: record count}."""
     out = os.fspath(out)
     written = {}
-    for split_prefix, folder in split_folders(pairs_dir, prefix):
+    splits = split_folders(pairs_dir, prefix)
+    if not overwrite:
+        _refuse_side_files(out, splits, color_size, depth_sizes, mean_file)
+    for split_prefix, folder in splits:
         names = database_names(split_prefix, color_size, depth_sizes)
         paths = [os.path.join(out, name) for name in names]
         existing = [p for p in paths if os.path.exists(p)]
