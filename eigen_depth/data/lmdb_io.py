@@ -11,7 +11,8 @@ needed, else the image re-encoded in the file's format, and encoded: true. Recor
 
 Differences: Caffe's --shuffle uses its own generator, so the order differs (here it is seeded); the
 database is written under a temporary name and renamed when complete, so an interrupted run leaves no
-half database; an existing database is an error (Caffe's db::NEW fails too).
+half database; an existing database is an error (Caffe's db::NEW fails too) unless --overwrite, which
+replaces only an LMDB (a folder of data.mdb and lock.mdb), never another file or folder.
 """
 import os
 import shutil
