@@ -38,7 +38,9 @@ FABRIC_COLORS = ((0.55, 0.20, 0.18), (0.20, 0.28, 0.45), (0.35, 0.40, 0.30), (0.
 
 
 def _tint(rng, base, spread=0.04):
-    return tuple(float(c) for c in np.clip(np.asarray(base) * rng.uniform(1 - spread, 1 + spread, 3), 0.02, 0.98))
+    """A colour near `base`: each channel scaled by 1 +- spread, kept within 0.02..0.98."""
+    scales = rng.uniform(1 - spread, 1 + spread, 3)
+    return tuple(min(max(float(c) * float(k), 0.02), 0.98) for c, k in zip(base, scales))
 
 
 def _seed(rng):
@@ -401,6 +403,7 @@ class Layout:
     def __init__(self, size):
         self.size = np.asarray(size, np.float64)
         self.boxes, self.rects, self.floor_m2 = [], np.zeros((0, 7)), 0.0
+        self.low, self.high = np.zeros((0, 2)), np.zeros((0, 2))  # the footprints' axis-aligned bounds
 
     def free_share(self):
         return 1.0 - self.floor_m2 / (self.size[0] * self.size[1])
@@ -428,10 +431,9 @@ class Layout:
             return False
         if not len(self.rects):
             return True
-        placed_low, placed_high = _plan_bounds(self.rects)
         low, high = _plan_bounds(rects)
         for k, rect in enumerate(rects):  # only footprints whose bounding boxes meet need the exact test
-            near = np.all((placed_low < high[k] + margin_m) & (placed_high > low[k] - margin_m), axis=1)
+            near = np.all((self.low < high[k] + margin_m) & (self.high > low[k] - margin_m), axis=1)
             if near.any() and _overlaps(rect, self.rects[near], margin_m).any():
                 return False
         return True
@@ -439,6 +441,8 @@ class Layout:
     def add(self, piece, x, y, yaw):
         rects = self._rects_of(piece, x, y, yaw)
         self.rects = np.concatenate([self.rects, rects])
+        low, high = _plan_bounds(rects)
+        self.low, self.high = np.concatenate([self.low, low]), np.concatenate([self.high, high])
         self.boxes.extend(place(piece.boxes, x, y, yaw))
         if piece.floor_area:
             self.floor_m2 += 4 * rects[0, 2] * rects[0, 3]
