@@ -16,6 +16,7 @@ files are first converted to the 8-bit unit (convert_imageset would keep their h
 its own set of databases with that prefix.
 """
 import os
+import re
 
 from ..caffe import encode_datum
 from ..errors import DatasetError, OutputError
@@ -66,18 +67,28 @@ def split_folders(pairs_dir, prefix=None):
     return [(prefix, pairs_dir)]
 
 
-def _refuse_side_files(out, splits, color_size, depth_sizes, mean_file):
-    """Before anything is written: the pair list and mean file of a split whose databases are new must be
-    new too; one there already, without the databases it is written beside, is someone else's."""
+_PAIR_LINE = re.compile(r"(\d{8}) .+")
+
+
+def _is_pair_list(path):
+    """True for a pair list this tool wrote: line i is `%08d <stem>` with i = 0, 1, ..."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, ValueError):
+        return False
+    matches = [_PAIR_LINE.fullmatch(line) for line in lines]
+    return all(match and int(match.group(1)) == index for index, match in enumerate(matches))
+
+
+def _refuse_foreign_pair_lists(out, splits):
+    """Before anything is written: OutputError for a `<prefix>_pairs.txt` in `out` that this tool did not
+    write (every build rewrites its split's list)."""
     for split_prefix, _ in splits:
-        names = database_names(split_prefix, color_size, depth_sizes)
-        if any(os.path.lexists(os.path.join(out, name)) for name in names):
-            continue
-        side_files = [f"{split_prefix}_pairs.txt"] + ([f"{names[0]}_mean.binaryproto"] if mean_file else [])
-        for path in (os.path.join(out, name) for name in side_files):
-            if os.path.lexists(path):
-                raise OutputError(f"{path}: exists without the databases this tool writes it beside, and would be "
-                                  f"replaced; move it away, choose another output folder, or pass --overwrite")
+        path = os.path.join(out, f"{split_prefix}_pairs.txt")
+        if os.path.lexists(path) and not _is_pair_list(path):
+            raise OutputError(f"{path}: not a pair list this tool wrote, and building the {split_prefix} databases "
+                              f"would replace it; move it away, choose another output folder, or pass --overwrite")
 
 
 def make_lmdb(pairs_dir, out, prefix=None, color_size=COLOR_SIZE, depth_sizes=DEPTH_SIZES, seed=0, shuffle=True,
@@ -87,7 +98,7 @@ def make_lmdb(pairs_dir, out, prefix=None, color_size=COLOR_SIZE, depth_sizes=DE
     written = {}
     splits = split_folders(pairs_dir, prefix)
     if not overwrite:
-        _refuse_side_files(out, splits, color_size, depth_sizes, mean_file)
+        _refuse_foreign_pair_lists(out, splits)
     for split_prefix, folder in splits:
         names = database_names(split_prefix, color_size, depth_sizes)
         paths = [os.path.join(out, name) for name in names]
