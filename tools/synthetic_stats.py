@@ -27,8 +27,8 @@ def summary(stats):
     percentiles = ", ".join(f"p{q} {value:.2f}" for q, value in stats["percentiles_m"].items())
     return (f"{stats['scenes']} rooms (seed {stats['seed']}), {stats['pixels']} pixels\n"
             f"  mean depth {stats['mean_m']:.2f} m; percentiles (m): {percentiles}\n"
-            f"  pixels beyond 5 m {stats['fraction_beyond_5m']:.2%}, below 0.5 m {stats['fraction_below_0.5m']:.2%}, "
-            f"beyond 10 m {stats['fraction_beyond_10m']:.2%}\n"
+            f"  pixels beyond 5 m {stats['fraction_beyond_5m']:.2%}, below 0.5 m {stats['fraction_below_0.5m']:.3%}, "
+            f"beyond 10 m {stats['fraction_beyond_10m']:.3%}\n"
             f"  rooms whose central region's median depth is below 1.5 m: "
             f"{stats['fraction_scenes_center_median_below_1.5m']:.2%}")
 
