@@ -11,6 +11,7 @@ CUDA), reads its own shard of the data and trains with its prototxt batch size; 
 over the processes after every iteration (one all_reduce), as Caffe's multi-GPU training did, so K
 processes with batch B train like one process with batch K*B. Only rank 0 writes snapshots and logs.
 """
+import math
 import os
 
 import torch
@@ -24,6 +25,9 @@ from .solver import Solver
 PROTOTXT_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "prototxt")
 STAGES = {"global": "global_context", "gradient": "gradient", "joint": "joint", "refine": "refining"}
 DEFAULT_VARIANTS = {"global": "norm", "gradient": "norm", "joint": "A", "refine": "norm_abs"}
+RECIPES = ("thesis", "cpu")
+CPU_RECIPE_BATCH = 16
+PRETRAINED_FILLER_STD = 0.01  # AlexNet's own gaussian filler, for layers the thesis fills from AlexNet
 
 
 # Process group ------------------------------------------------------------------------------------
@@ -78,9 +82,10 @@ def set_gradient_filter(net):
 
 
 def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=None, data=None, log_dir=None,
-                 progress=True, transfers=(), deploy=None, max_iter=None, echo=print):
+                 progress=True, transfers=(), deploy=None, max_iter=None, minutes=None, snapshots=None, echo=print):
     """`caffe train`: builds the solver, copies --weights (or resumes from --snapshot), trains to max_iter.
-    transfers: (caffemodel, {source layer: target layer}) pairs copied after --weights.
+    transfers: (caffemodel, {source layer: target layer}) pairs copied after --weights. minutes: instead of
+    max_iter, train for about that long (Solver.fit_to_time), with `snapshots` evenly spaced snapshots.
     Returns the Solver (its last snapshot is `solver.last_snapshot`)."""
     from .training_log import TrainingLog
     device = torch.device(device)
@@ -111,8 +116,9 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     runner.callbacks.append(log)
     last = []
     runner.callbacks.append(lambda event, it, values: last.append(values["caffemodel"]) if event == "snapshot" else None)
+    runner.callbacks.append(_planned(log, echo if rank == 0 else None))
     try:
-        runner.solve()
+        runner.solve(seconds=None if minutes is None else 60.0 * minutes, snapshots=snapshots)
     finally:
         curve = log.close()
         runner.close()
@@ -120,6 +126,19 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     if rank == 0 and curve:
         echo(f"log: {log.csv_path}; loss curve: {curve}")
     return runner
+
+
+def _planned(log, echo):
+    """A callback that reports a time-fitted run's iteration count (and sets the progress bar's total)."""
+    def callback(event, iteration, values):
+        if event != "plan":
+            return
+        if log.bar is not None:
+            log.bar.total = values["max_iter"]
+            log.bar.refresh()
+        if echo:
+            echo(f"{values['seconds_per_iteration']:.2f} s per iteration: training to iteration {values['max_iter']}")
+    return callback
 
 
 def _with(param, **fields):
@@ -165,8 +184,11 @@ def run_test(model, weights, iterations, device="cpu", data_root=None, data=None
 
 
 # The thesis's stages ------------------------------------------------------------------------------
-def stage_files(stage, variant=None, root=PROTOTXT_ROOT):
-    """(net_train.prototxt, net_deploy.prototxt, solver.prototxt) of a stage and variant."""
+def stage_files(stage, variant=None, root=PROTOTXT_ROOT, recipe="thesis"):
+    """(net_train.prototxt, net_deploy.prototxt, solver.prototxt) of a stage and variant; the solver is
+    the family's `solver.prototxt` (the thesis's) or, for recipe "cpu", its `solver_cpu.prototxt`."""
+    if recipe not in RECIPES:
+        raise EigenDepthError(f"unknown recipe '{recipe}': use one of {', '.join(RECIPES)}")
     if stage not in STAGES:
         raise EigenDepthError(f"unknown stage '{stage}': use one of {', '.join(STAGES)} or all")
     variant = variant or DEFAULT_VARIANTS[stage]
@@ -175,8 +197,9 @@ def stage_files(stage, variant=None, root=PROTOTXT_ROOT):
     if not os.path.isdir(folder):
         choices = sorted(d for d in os.listdir(family) if os.path.isdir(os.path.join(family, d)))
         raise EigenDepthError(f"no variant '{variant}' for stage {stage}: use one of {', '.join(choices)}")
+    solver = "solver_cpu.prototxt" if recipe == "cpu" else "solver.prototxt"
     return (os.path.join(folder, "net_train.prototxt"), os.path.join(folder, "net_deploy.prototxt"),
-            os.path.join(family, "solver.prototxt"))
+            os.path.join(family, solver))
 
 
 def _override_batch(net_param, batch):
@@ -186,13 +209,37 @@ def _override_batch(net_param, batch):
                 getattr(layer, field).batch_size = batch
 
 
+def for_cpu_recipe(net):
+    """The CPU recipe's changes to a training net (in place), for a start from fillers with Adam:
+    every trainable parameter (lr_mult > 0) gets lr_mult 1, since the thesis's small multipliers protect
+    ImageNet weights that are not there and Adam scales each parameter's steps itself; a trainable layer
+    whose weight filler is constant 0 (a placeholder for AlexNet's conv1) gets AlexNet's gaussian filler,
+    since all-zero weights before a ReLU never receive a gradient. Frozen layers (lr_mult 0) stay frozen."""
+    for layer in net.layer:
+        specs = list(layer.param)
+        if not specs or not any(spec.lr_mult > 0 for spec in specs):
+            continue
+        for spec in specs:
+            if spec.lr_mult > 0:
+                spec.lr_mult = 1.0
+        if layer.HasField("convolution_param"):
+            filler = layer.convolution_param.weight_filler
+            if filler.type == "constant" and filler.value == 0:
+                filler.type, filler.std = "gaussian", PRETRAINED_FILLER_STD
+    return net
+
+
 def stage_solver(stage, variant=None, out="train_out", iters=None, batch=None, solver_file=None,
-                 test_interval=None, test_iter=None, snapshot=None):
-    """The SolverParameter of a stage: the family's solver with the variant's train net inline and the
-    overrides applied; snapshots go to OUT/<stage>/snaps/_iter_N.* (with the deploy prototxt)."""
-    net_file, deploy, default_solver = stage_files(stage, variant)
+                 test_interval=None, test_iter=None, snapshot=None, recipe="thesis"):
+    """The SolverParameter of a stage: the family's solver (the thesis's, or with recipe "cpu" the CPU
+    recipe's) with the variant's train net inline and the overrides applied; snapshots go to
+    OUT/<stage>/snaps/_iter_N.* (with the deploy prototxt)."""
+    net_file, deploy, default_solver = stage_files(stage, variant, recipe=recipe)
     param = read_solver(solver_file or default_solver)
     net = read_prototxt(net_file, schema.NetParameter)
+    if recipe == "cpu":
+        for_cpu_recipe(net)
+        batch = batch or CPU_RECIPE_BATCH
     if batch:
         _override_batch(net, batch)
     param.ClearField("net")
@@ -236,9 +283,14 @@ def stage_transfers(stage, variant, alexnet=None, global_snapshot=None, gradient
 
 def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradient_snapshot=None, data=None,
                 data_root=None, iters=None, batch=None, out="train_out", device="cpu", solver_file=None,
-                test_interval=None, test_iter=None, snapshot=None, progress=True, echo=print):
-    """Trains one stage; returns the path of its last snapshot."""
-    param, deploy = stage_solver(stage, variant, out, iters, batch, solver_file, test_interval, test_iter, snapshot)
+                test_interval=None, test_iter=None, snapshot=None, progress=True, recipe="thesis", minutes=None,
+                snapshots=None, echo=print):
+    """Trains one stage; returns the path of its last snapshot. minutes: train for about that long instead
+    of a number of iterations (with `snapshots` evenly spaced snapshots). The solver actually used (with its train
+    net inline) is written to OUT/<stage>/solver.prototxt, so the run can be repeated with `caffe train`."""
+    param, deploy = stage_solver(stage, variant, out, iters, batch, solver_file, test_interval, test_iter, snapshot,
+                                 recipe)
+    _write_effective_solver(param, os.path.join(out, stage, "solver.prototxt"))
     weights, transfers = stage_transfers(stage, variant, alexnet, global_snapshot, gradient_snapshot)
     if not alexnet and stage != "refine":
         echo(f"stage {stage}: no AlexNet caffemodel given: starting from the prototxt's fillers")
@@ -248,8 +300,14 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
          f"snapshots in {os.path.dirname(param.snapshot_prefix)}")
     runner = run_training(param, ",".join(weights), device=device, data_root=data_root, data=data,
                           log_dir=os.path.join(out, stage), progress=progress, transfers=transfers, deploy=deploy,
-                          echo=echo)
+                          minutes=minutes, snapshots=snapshots, echo=echo)
     return runner.last_snapshot
+
+
+def _write_effective_solver(param, path):
+    from .caffe.io import write_prototxt
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_prototxt(param, path)
 
 
 def train_all(variants=None, **options):
@@ -277,19 +335,30 @@ def staged_main(argv=None):
     parser.add_argument("--data", choices=["lmdb", "pairs", "synthetic"], default="lmdb")
     parser.add_argument("--data-root", help="folder holding the LMDBs or the train/ and test/ pair folders")
     parser.add_argument("--iters", type=int, help="iterations per stage (default: the solver's max_iter)")
+    parser.add_argument("--minutes", type=float, help="train each stage for about this long instead of --iters: "
+                                                      "the solver times its first iterations and sets max_iter")
     parser.add_argument("--batch", type=int, help="batch size (default: the prototxt's)")
     parser.add_argument("--test-interval", type=int, help="override the solver's test_interval (0: no tests)")
     parser.add_argument("--test-iter", type=int, help="override the solver's test_iter")
     parser.add_argument("--snapshot-every", type=int, help="override the solver's snapshot interval")
     parser.add_argument("--solver", help="a solver.prototxt to use instead of the family's")
+    parser.add_argument("--recipe", choices=RECIPES, default="thesis",
+                        help="thesis: the thesis's solvers (SGD, 100k iterations, from ImageNet AlexNet); cpu: "
+                             "solver_cpu.prototxt (Adam, decaying rate), every trainable lr_mult 1, batch 16, "
+                             "for a start from fillers on a CPU")
     parser.add_argument("--out", default="train_out", help="output folder: OUT/<stage>/snaps/_iter_N.*")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        parser.error(f"--minutes must be a positive number, not {args.minutes}")
+    if args.minutes is not None and args.iters is not None:
+        parser.error("--minutes and --iters both set the run's length: give one")
     options = dict(alexnet=args.alexnet, data=args.data, data_root=args.data_root, iters=args.iters,
                    batch=args.batch, out=args.out, device=resolve_device(args.device), solver_file=args.solver,
                    test_interval=args.test_interval, test_iter=args.test_iter, snapshot=args.snapshot_every,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, recipe=args.recipe, minutes=args.minutes)
+
     def run():
         if args.stage == "all":
             if args.variant:
