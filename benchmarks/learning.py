@@ -1,0 +1,136 @@
+"""Does the staged pipeline learn depth? Trains the thesis's three stages from fillers with the CPU recipe on
+rendered rooms and measures every stage, with the project's evaluator, on rooms it never saw.
+
+1. renders TRAIN_ROOMS rooms (seed SEED; a few of them form the LMDBs' test split, used only for the test
+   losses in the logs) into the thesis's LMDBs, and HELDOUT_ROOMS rooms from another seed as the held-out
+   set; writes the Middlebury examples of tools/make_examples.py (real RGB-D, never trained on);
+2. trains global (norm) -> gradient (norm) -> refining (norm_abs, stages 1-2 frozen) with
+   `--recipe cpu`, the three together in about MINUTES minutes (45% / 15% / 40%): each stage times its first
+   iterations and sets its iteration count from them;
+3. evaluates `constant` (the mean training depth everywhere), `global` and `refine` with test_depth on both
+   sets and prints and writes DIR/results.json (MVN error, RMSE in meters, delta1 per model and set), with
+   the goals and whether each is met. DIR/<stage>/snaps/ keeps the final snapshots and their deploy nets;
+   DIR/eval/ holds the evaluator's outputs (the refining net's held-out contact sheet among them).
+
+Held-out rooms choose nothing: every setting of the recipe was chosen on training rooms.
+
+    python benchmarks/learning.py --out learning [--minutes 60]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from eigen_depth.experiment import HELDOUT_SEED_OFFSET, RoomSets, constant_snapshot, measure  # noqa: E402
+from eigen_depth.train import train_stage  # noqa: E402
+
+SHARES = {"global": 0.45, "gradient": 0.15, "refine": 0.40}
+VARIANTS = {"global": "norm", "gradient": "norm", "refine": "norm_abs"}
+
+
+def make_data(out, train_rooms, heldout_rooms, seed, log):
+    """The experiment's RoomSets under OUT/data, with the Middlebury examples."""
+    sets = RoomSets(os.path.join(out, "data"))
+    seconds = sets.make(train_rooms, heldout_rooms, seed, log)
+    if not os.path.isdir(sets.middlebury):
+        subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_examples.py"),
+                        os.path.dirname(sets.middlebury)], check=True, stdout=subprocess.DEVNULL)
+    log(f"data ready in {seconds:.0f} s")
+    return sets
+
+
+def train(out, lmdb, minutes, log):
+    """Trains the three stages; returns ({stage: last snapshot}, {stage: iterations}, {stage: seconds})."""
+    snapshots, iterations, seconds = {}, {}, {}
+    common = dict(data_root=lmdb, out=out, device="cpu", recipe="cpu", test_interval=0, progress=False, echo=log)
+    for stage in ("global", "gradient", "refine"):
+        extra = dict(global_snapshot=snapshots.get("global"), gradient_snapshot=snapshots.get("gradient")) \
+            if stage == "refine" else {}
+        started = time.perf_counter()
+        snapshots[stage] = train_stage(stage, VARIANTS[stage], minutes=minutes * SHARES[stage], **common, **extra)
+        seconds[stage] = time.perf_counter() - started
+        iterations[stage] = int(os.path.basename(snapshots[stage]).split("_iter_")[1].split(".")[0])
+        log(f"{stage}: {iterations[stage]} iterations in {seconds[stage] / 60:.1f} min -> {snapshots[stage]}")
+    return snapshots, iterations, seconds
+
+
+def goals(results):
+    """The goals of the learning benchmark, each with its measured values and whether it is met."""
+    held = {model: results[model]["heldout"] for model in results}
+    middle = {model: results[model]["middlebury"] for model in results}
+    return [
+        {"goal": "held-out: global MVN error <= 0.6", "value": held["global"]["MVN"],
+         "met": held["global"]["MVN"] <= 0.6},
+        {"goal": "held-out: refine MVN error <= 0.9 x global's", "value": held["refine"]["MVN"] / held["global"]["MVN"],
+         "met": held["refine"]["MVN"] <= 0.9 * held["global"]["MVN"]},
+        {"goal": "held-out: refine RMSE <= 0.7 x the constant baseline's",
+         "value": held["refine"]["RMSE"] / held["constant"]["RMSE"],
+         "met": held["refine"]["RMSE"] <= 0.7 * held["constant"]["RMSE"]},
+        {"goal": "Middlebury: refine MVN error < the constant baseline's", "value": middle["refine"]["MVN"],
+         "met": middle["refine"]["MVN"] < middle["constant"]["MVN"]},
+    ]
+
+
+def table(results):
+    lines = ["| model | held-out MVN | held-out RMSE (m) | held-out delta1 | Middlebury MVN | Middlebury RMSE (m) "
+             "| Middlebury delta1 |", "|---|---|---|---|---|---|---|"]
+    for model, sets in results.items():
+        h, m = sets["heldout"], sets["middlebury"]
+        lines.append(f"| {model} | {h['MVN']:.3f} | {h['RMSE']:.3f} | {h['delta1']:.3f} | {m['MVN']:.3f} | "
+                     f"{m['RMSE']:.3f} | {m['delta1']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="output folder (a fresh one: training refuses to overwrite "
+                                                     "another run's snapshots)")
+    parser.add_argument("--minutes", type=float, default=60.0, help="training time of the three stages together")
+    parser.add_argument("--train-rooms", type=int, default=3000)
+    parser.add_argument("--heldout-rooms", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    for name in ("minutes", "train_rooms", "heldout_rooms"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+
+    def log(text):
+        print(text, flush=True)
+
+    started = time.perf_counter()
+    sets = make_data(args.out, args.train_rooms, args.heldout_rooms, args.seed, log)
+    train_mean_m = sets.mean_training_depth_m()
+    snapshots, iterations, seconds = train(args.out, sets.lmdb, args.minutes, log)
+    snapshots = {"constant": constant_snapshot(os.path.join(args.out, "constant", "snaps"), train_mean_m),
+                 "global": snapshots["global"], "refine": snapshots["refine"]}
+    results = {}
+    for model, snapshot in snapshots.items():
+        results[model] = {
+            "heldout": measure(snapshot, sets.heldout, os.path.join(args.out, "eval", f"{model}_heldout"),
+                               write_images=model == "refine"),
+            "middlebury": measure(snapshot, sets.middlebury, os.path.join(args.out, "eval", f"{model}_middlebury"))}
+    # a constant map normalises to zeros: its MVN error is 1 by definition (the evaluator's MVN-fitted view
+    # of it is the GT mean, so its raw MVN value is not defined)
+    for sets in results["constant"].values():
+        sets["MVN"] = 1.0
+    report = {"minutes": args.minutes, "train_rooms": args.train_rooms, "heldout_rooms": args.heldout_rooms,
+              "seed": args.seed, "heldout_seed": args.seed + HELDOUT_SEED_OFFSET, "mean_training_depth_m": train_mean_m,
+              "iterations": iterations, "training_minutes": {k: v / 60 for k, v in seconds.items()},
+              "total_minutes": (time.perf_counter() - started) / 60, "results": results, "goals": goals(results),
+              "snapshots": snapshots}
+    with open(os.path.join(args.out, "results.json"), "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(table(results))
+    for goal in report["goals"]:
+        print(f"{'met' if goal['met'] else 'MISSED'}: {goal['goal']} ({goal['value']:.3f})")
+    print(f"iterations {iterations}; training {sum(seconds.values()) / 60:.1f} min; all {report['total_minutes']:.1f} min;"
+          f" {os.path.join(args.out, 'results.json')}")
+
+
+if __name__ == "__main__":
+    main()
