@@ -44,19 +44,43 @@ def make_data(out, train_rooms, heldout_rooms, seed, log):
     return sets
 
 
+def last_snapshot(folder):
+    """The highest-iteration caffemodel in a snapshot folder, or None."""
+    if not os.path.isdir(folder):
+        return None
+    found = [n for n in os.listdir(folder) if n.startswith("_iter_") and n.endswith(".caffemodel")]
+    return os.path.join(folder, max(found, key=iteration_of)) if found else None
+
+
+def iteration_of(path):
+    return int(os.path.basename(path).split("_iter_")[1].split(".")[0])
+
+
+def training_minutes(stage_dir):
+    """A finished stage's training time from its log (the last row's seconds)."""
+    import csv
+    with open(os.path.join(stage_dir, "train_log.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return float(rows[-1]["seconds"]) / 60 if rows else 0.0
+
+
 def train(out, lmdb, minutes, log):
-    """Trains the three stages; returns ({stage: last snapshot}, {stage: iterations}, {stage: seconds})."""
-    snapshots, iterations, seconds = {}, {}, {}
+    """Trains the three stages (a stage whose snapshot exists is kept: a second run only re-evaluates);
+    returns ({stage: last snapshot}, {stage: iterations}, {stage: training minutes from its log})."""
+    snapshots = {}
     common = dict(data_root=lmdb, out=out, device="cpu", recipe="cpu", test_interval=0, progress=False, echo=log)
     for stage in ("global", "gradient", "refine"):
+        snapshots[stage] = last_snapshot(os.path.join(out, stage, "snaps"))
+        if snapshots[stage]:
+            log(f"{stage}: kept {snapshots[stage]}")
+            continue
         extra = dict(global_snapshot=snapshots.get("global"), gradient_snapshot=snapshots.get("gradient")) \
             if stage == "refine" else {}
-        started = time.perf_counter()
         snapshots[stage] = train_stage(stage, VARIANTS[stage], minutes=minutes * SHARES[stage], **common, **extra)
-        seconds[stage] = time.perf_counter() - started
-        iterations[stage] = int(os.path.basename(snapshots[stage]).split("_iter_")[1].split(".")[0])
-        log(f"{stage}: {iterations[stage]} iterations in {seconds[stage] / 60:.1f} min -> {snapshots[stage]}")
-    return snapshots, iterations, seconds
+        log(f"{stage}: {snapshots[stage]}")
+    iterations = {stage: iteration_of(path) for stage, path in snapshots.items()}
+    minutes_taken = {stage: training_minutes(os.path.join(out, stage)) for stage in snapshots}
+    return snapshots, iterations, minutes_taken
 
 
 def goals(results):
@@ -105,7 +129,7 @@ def main(argv=None):
     started = time.perf_counter()
     sets = make_data(args.out, args.train_rooms, args.heldout_rooms, args.seed, log)
     train_mean_m = sets.mean_training_depth_m()
-    snapshots, iterations, seconds = train(args.out, sets.lmdb, args.minutes, log)
+    snapshots, iterations, minutes_taken = train(args.out, sets.lmdb, args.minutes, log)
     snapshots = {"constant": constant_snapshot(os.path.join(args.out, "constant", "snaps"), train_mean_m),
                  "global": snapshots["global"], "refine": snapshots["refine"]}
     results = {}
@@ -120,7 +144,7 @@ def main(argv=None):
         sets["MVN"] = 1.0
     report = {"minutes": args.minutes, "train_rooms": args.train_rooms, "heldout_rooms": args.heldout_rooms,
               "seed": args.seed, "heldout_seed": args.seed + HELDOUT_SEED_OFFSET, "mean_training_depth_m": train_mean_m,
-              "iterations": iterations, "training_minutes": {k: v / 60 for k, v in seconds.items()},
+              "iterations": iterations, "training_minutes": minutes_taken,
               "total_minutes": (time.perf_counter() - started) / 60, "results": results, "goals": goals(results),
               "snapshots": snapshots}
     with open(os.path.join(args.out, "results.json"), "w") as handle:
@@ -128,7 +152,7 @@ def main(argv=None):
     print(table(results))
     for goal in report["goals"]:
         print(f"{'met' if goal['met'] else 'MISSED'}: {goal['goal']} ({goal['value']:.3f})")
-    print(f"iterations {iterations}; training {sum(seconds.values()) / 60:.1f} min; all {report['total_minutes']:.1f} min;"
+    print(f"iterations {iterations}; training {sum(minutes_taken.values()):.1f} min; all {report['total_minutes']:.1f} min;"
           f" {os.path.join(args.out, 'results.json')}")
 
 

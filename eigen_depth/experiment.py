@@ -73,23 +73,25 @@ class RoomSets:
         return time.perf_counter() - started
 
     def mean_training_depth_m(self):
-        """The mean depth over every pixel of every training pair (what the constant baseline predicts)."""
+        """The mean depth over every pixel with depth (0 marks a missing one) of every training pair: what the
+        constant baseline predicts."""
         from .data.pairs import depth_pixels_to_m, find_pairs, read_depth_raw
         total, count = 0.0, 0
         for pair in find_pairs(os.path.join(self.train_pairs, "train")):
             depth = depth_pixels_to_m(read_depth_raw(pair.depth))
-            total, count = total + float(depth.sum()), count + depth.size
+            total, count = total + float(depth.sum()), count + int(np.count_nonzero(depth))
         return total / count
 
 
 def measure(snapshot, pairs_dir, out_dir, write_images=False, log_depth=False):
     """{MVN, RMSE, delta1} of one snapshot on a pair folder, from the evaluator's raw (not MVN-fitted) view;
-    the evaluator's own output goes to out_dir."""
+    the evaluator's own output goes to out_dir. The images are fed in BGR order, as the nets trained here saw
+    them in the LMDBs (the evaluator's default is the thesis script's RGB)."""
     import contextlib
     from . import evaluate
     folder, name = os.path.split(snapshot)
     options = evaluate.Options(tool="test_depth", input_dir=pairs_dir, gt_dir=pairs_dir, out_dir=out_dir,
-                               snaps_dir=folder, snapshots=name, log=log_depth, device="cpu",
+                               snaps_dir=folder, snapshots=name, log=log_depth, device="cpu", channel_order="bgr",
                                write_images=write_images, progress=False)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "evaluation.log"), "w") as handle, contextlib.redirect_stdout(handle):
