@@ -1,12 +1,14 @@
 """The thesis's experiment: which global-net loss converges fastest? Trains the global context net with each of
-its four losses (abs, log_abs, sc_inv, norm) for the same time from the same start (the CPU recipe, whose
-random_seed gives every variant the same initial weights: the variants differ only in their loss layers), and
-measures every snapshot on held-out rooms with the evaluator (log_abs and sc_inv predict log depth: evaluated
-with --log). Writes DIR/global_losses.json and DIR/global_losses.png: held-out MVN error against iteration.
+its four losses (abs, log_abs, sc_inv, norm) for the same number of iterations from the same start (the CPU
+recipe, whose random_seed gives every variant the same initial weights: the variants differ only in their loss
+layers, so an iteration costs the same and equal iterations are equal time; each run's training time is
+reported), and measures every snapshot on held-out rooms with the evaluator (log_abs and sc_inv predict log
+depth: evaluated with --log). Writes DIR/global_losses.json and DIR/global_losses.png: held-out MVN error
+against iteration. Counting iterations rather than minutes keeps the comparison fair on a shared machine.
 
 The data are benchmarks/learning.py's (run it first, or give its --out folder): its LMDBs and held-out rooms.
 
-    python benchmarks/global_losses.py --data learning/data --out global_losses [--minutes-each 10]
+    python benchmarks/global_losses.py --data learning/data --out global_losses [--iters-each 200]
 """
 import argparse
 import contextlib
@@ -26,30 +28,33 @@ VARIANTS = ("norm", "abs", "log_abs", "sc_inv")
 LOG_DEPTH_VARIANTS = ("log_abs", "sc_inv")
 
 
-def train(variant, data, out, minutes, points, log):
+def train(variant, data, out, iterations, points, log):
+    """Trains one variant; returns (its snapshot folder, training minutes)."""
     started = time.perf_counter()
     last = train_stage("global", variant, data_root=RoomSets(data).lmdb, out=os.path.join(out, variant),
-                       device="cpu", recipe="cpu", test_interval=0, minutes=minutes, snapshots=points,
-                       progress=False, echo=log)
-    log(f"{variant}: {os.path.basename(last)} after {(time.perf_counter() - started) / 60:.1f} min")
+                       device="cpu", recipe="cpu", test_interval=0, iters=iterations,
+                       snapshot=max(1, iterations // points), progress=False, echo=log)
+    minutes = (time.perf_counter() - started) / 60
+    log(f"{variant}: {os.path.basename(last)} after {minutes:.1f} min")
     snaps = os.path.dirname(last)
     for name in os.listdir(snaps):  # the optimiser states are not needed to evaluate; they are 2x the weights
         if name.endswith(".solverstate") and not last.startswith(os.path.join(snaps, name[:-len(".solverstate")])):
             os.remove(os.path.join(snaps, name))
-    return snaps
+    return snaps, minutes
 
 
 def curve(variant, snaps, heldout, out):
     """[(iteration, held-out MVN error)] of every snapshot of a run (the evaluator's report in OUT/evaluation.log)."""
     options = evaluate.Options(tool="test_depth", input_dir=heldout, gt_dir=heldout, out_dir=out, snaps_dir=snaps,
-                               log=variant in LOG_DEPTH_VARIANTS, device="cpu", write_images=False, progress=False)
+                               log=variant in LOG_DEPTH_VARIANTS, device="cpu", channel_order="bgr", write_images=False,
+                               progress=False)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "evaluation.log"), "w") as handle, contextlib.redirect_stdout(handle):
         results = evaluate.run(options).results
     return sorted((int(name.split("_iter_")[1]), float(values["MVN"])) for name, values in results.items())
 
 
-def plot(curves, path, minutes):
+def plot(curves, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -59,7 +64,7 @@ def plot(curves, path, minutes):
     axes.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="constant map")
     axes.set_xlabel("iteration (batch 16)")
     axes.set_ylabel("held-out MVN error")
-    axes.set_title(f"Global net, four losses, {minutes:g} min each on a 2-core CPU (CPU recipe)")
+    axes.set_title("Global net from fillers, four losses, CPU recipe: held-out rooms")
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -71,11 +76,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="benchmarks/learning.py's data folder (OUT/data)")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--minutes-each", type=float, default=10.0)
-    parser.add_argument("--points", type=int, default=6, help="snapshots (curve points) per run")
+    parser.add_argument("--iters-each", type=int, default=200, help="training iterations of each variant")
+    parser.add_argument("--points", type=int, default=5, help="snapshots (curve points) per run")
     args = parser.parse_args(argv)
-    if not args.minutes_each > 0 or args.points < 1:
-        parser.error("--minutes-each and --points must be positive")
+    if args.iters_each < 1 or args.points < 1:
+        parser.error("--iters-each and --points must be positive")
     sets = RoomSets(args.data)
     heldout = sets.heldout
     for needed in (sets.lmdb, heldout):
@@ -85,14 +90,15 @@ def main(argv=None):
     def log(text):
         print(text, flush=True)
 
-    curves = {}
+    curves, minutes = {}, {}
     for variant in VARIANTS:
-        snaps = train(variant, args.data, args.out, args.minutes_each, args.points, log)
+        snaps, minutes[variant] = train(variant, args.data, args.out, args.iters_each, args.points, log)
         curves[variant] = curve(variant, snaps, heldout, os.path.join(args.out, "eval", variant))
         log(f"{variant}: " + ", ".join(f"{it}: {mvn:.3f}" for it, mvn in curves[variant]))
     with open(os.path.join(args.out, "global_losses.json"), "w") as handle:
-        json.dump({"minutes_each": args.minutes_each, "curves": curves}, handle, indent=2)
-    plot(curves, os.path.join(args.out, "global_losses.png"), args.minutes_each)
+        json.dump({"iterations_each": args.iters_each, "training_minutes": minutes, "curves": curves}, handle,
+                  indent=2)
+    plot(curves, os.path.join(args.out, "global_losses.png"))
     final = sorted(curves, key=lambda v: curves[v][-1][1])
     log("final held-out MVN error: " + ", ".join(f"{v} {curves[v][-1][1]:.3f}" for v in final))
 
