@@ -1,19 +1,24 @@
 #!/usr/bin/env python
-"""`make demo`: the whole pipeline on this machine's CPU in a few minutes, with no downloads.
+"""`make demo`: the whole pipeline on this machine's CPU in about six minutes, with no downloads.
 
 1. example data: the real Middlebury RGB-D pair that ships with scikit-image, in the thesis's test format,
    plus photos without depth (tools/make_examples.py);
-2. synthetic training data: rendered rooms with exact depth, written as the thesis's LMDBs;
-3. the thesis's staged training (global -> gradient -> refining net), briefly;
-4. tools/test_depth.py over the refining net's snapshots, on the synthetic test rooms and on the real pair,
-   and tools/get_depth.py on the photos.
+2. rendered rooms with exact depth: ROOMS training rooms as the thesis's LMDBs, and held-out rooms from
+   another seed;
+3. the thesis's staged training (global -> gradient -> refining net) with the CPU recipe (tools/train.py
+   --recipe cpu), MINUTES minutes for the three stages together;
+4. tools/test_depth.py over the refining net's snapshot, on the held-out rooms and on the real pair, and
+   tools/get_depth.py on the photos;
+5. the refining and global nets' held-out MVN error and RMSE next to a constant-depth baseline (the mean
+   training depth everywhere).
 
-Steps whose output exists are skipped, so a second run only re-evaluates. The weights come from a short
-run on synthetic rooms, not from the thesis: expect rough depth, not the published numbers.
+Steps whose output exists are skipped, so a second run only re-evaluates. The weights come from a short run
+on rendered rooms, not from the thesis: expect rough depth, not the published numbers.
 
-    python tools/demo.py [--out demo] [--iters 60] [--scenes 96]
+    python tools/demo.py [--out demo] [--minutes 3] [--rooms 600]
 """
 import argparse
+import glob
 import os
 import subprocess
 import sys
@@ -21,6 +26,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from eigen_depth.experiment import RoomSets, constant_snapshot, measure  # noqa: E402
+
+SHARES = {"global": 0.45, "gradient": 0.15, "refine": 0.40}  # of the training minutes
+HELDOUT_ROOMS = 24
 
 
 def say(text):
@@ -31,68 +41,85 @@ def tool(name, *args):
     subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)], check=True)
 
 
+def last_snapshot(folder):
+    """The highest-iteration caffemodel in a snapshot folder, or None."""
+    found = glob.glob(os.path.join(folder, "_iter_*.caffemodel"))
+    return max(found, key=lambda p: int(p.rsplit("_iter_", 1)[1].split(".")[0])) if found else None
+
+
+def train(train_dir, lmdb, minutes):
+    """The three stages with the CPU recipe; returns {stage: last snapshot}."""
+    common = ["--data-root", lmdb, "--recipe", "cpu", "--test-interval", 0, "--out", train_dir, "--device", "cpu"]
+    snapshots = {}
+    for stage in ("global", "gradient", "refine"):
+        found = last_snapshot(os.path.join(train_dir, stage, "snaps"))
+        if found:
+            print(f"exists: {found}")
+        else:
+            extra = ["--global", snapshots["global"], "--gradient", snapshots["gradient"]] if stage == "refine" else []
+            tool("train.py", "--stage", stage, "--minutes", f"{minutes * SHARES[stage]:.3f}", *extra, *common)
+            found = last_snapshot(os.path.join(train_dir, stage, "snaps"))
+        snapshots[stage] = found
+    return snapshots
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo")
-    parser.add_argument("--iters", type=int, default=60, help="training iterations per stage")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--scenes", type=int, default=96, help="synthetic rooms to render")
+    parser.add_argument("--minutes", type=float, default=3.0, help="training time of the three stages together")
+    parser.add_argument("--rooms", type=int, default=600, help="rendered training rooms")
+    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
+    if not (args.minutes > 0 and args.rooms > 1):
+        parser.error("--minutes must be positive and --rooms at least 2")
     out = os.path.abspath(args.out)
     started = time.perf_counter()
     print("eigen_depth demo: everything below runs on the CPU from data made here; the weights come from a "
-          "short training run on synthetic rooms, NOT from the thesis.", flush=True)
+          "short training run on rendered rooms, NOT from the thesis.", flush=True)
 
     examples = os.path.join(out, "examples")
-    say("1/4 example data (Middlebury motorcycle pair from scikit-image, photos)")
+    say("1/5 example data (Middlebury motorcycle pair from scikit-image, photos)")
     if os.path.isdir(os.path.join(examples, "test")):
         print(f"exists: {examples}")
     else:
         tool("make_examples.py", examples)
 
-    synthetic, lmdb = os.path.join(out, "synthetic"), os.path.join(out, "lmdb")
-    say(f"2/4 synthetic training data ({args.scenes} rendered rooms -> LMDBs)")
-    tool("make_synthetic.py", args.scenes, synthetic, "--seed", 7)
-    if os.path.exists(os.path.join(lmdb, "train_color_298x218")):
-        print(f"exists: {lmdb}")
-    else:
-        tool("make_lmdb.py", synthetic, lmdb)
+    say(f"2/5 rendered rooms: {args.rooms} for training (LMDBs), {HELDOUT_ROOMS} held out (another seed)")
+    sets = RoomSets(os.path.join(out, "rooms"))
+    print(f"ready in {sets.make(args.rooms, HELDOUT_ROOMS, args.seed, log=print):.0f} s")
 
-    train = os.path.join(out, "train")
-    snaps = {stage: os.path.join(train, stage, "snaps") for stage in ("global", "gradient", "refine")}
-    last = {stage: os.path.join(folder, f"_iter_{args.iters}.caffemodel") for stage, folder in snaps.items()}
-    say(f"3/4 staged training, {args.iters} iterations per stage, batch {args.batch} (CPU)")
-    common = ["--data-root", lmdb, "--iters", args.iters, "--batch", args.batch, "--test-interval", 0,
-              "--out", train, "--device", "cpu"]
-    for stage in ("global", "gradient"):
-        if os.path.exists(last[stage]):
-            print(f"exists: {last[stage]}")
-        else:
-            tool("train.py", "--stage", stage, *common)
-    if os.path.exists(last["refine"]):
-        print(f"exists: {last['refine']}")
-    else:
-        tool("train.py", "--stage", "refine", "--global", last["global"], "--gradient", last["gradient"], *common)
+    train_dir = os.path.join(out, "train")
+    say(f"3/5 staged training with the CPU recipe, {args.minutes:g} minutes for the three stages")
+    snapshots = train(train_dir, sets.lmdb, args.minutes)
 
-    say("4/4 evaluation with tools/test_depth.py and tools/get_depth.py")
+    say("4/5 evaluation with tools/test_depth.py and tools/get_depth.py")
     results = os.path.join(out, "results")
-    tool("test_depth.py", os.path.join(synthetic, "test"), os.path.join(synthetic, "test"),
-         os.path.join(results, "synthetic"), snaps["refine"], "--device", "cpu")
-    tool("test_depth.py", os.path.join(examples, "test"), os.path.join(examples, "test"),
-         os.path.join(results, "middlebury"), snaps["refine"], "--device", "cpu")
-    tool("get_depth.py", os.path.join(examples, "photos"), os.path.join(results, "photos"), snaps["refine"],
-         "--device", "cpu")
+    refine_snaps, name = os.path.split(snapshots["refine"])
+    name = name[:-len(".caffemodel")]
+    for label, folder in (("rooms", sets.heldout), ("middlebury", os.path.join(examples, "test"))):
+        tool("test_depth.py", folder, folder, os.path.join(results, label), refine_snaps, "--snapshots", name,
+             "--device", "cpu")
+    tool("get_depth.py", os.path.join(examples, "photos"), os.path.join(results, "photos"), refine_snaps,
+         "--snapshots", name, "--device", "cpu")
 
-    name = f"_iter_{args.iters}"
-    print(f"\nDone in {time.perf_counter() - started:.0f} s. The weights come from {args.iters} iterations per "
-          f"stage on {args.scenes} synthetic rooms, not from the thesis.")
-    for label, folder in (("synthetic test rooms", "synthetic"), ("real Middlebury pair", "middlebury")):
+    say("5/5 held-out rooms: the nets against a constant-depth baseline")
+    constant = constant_snapshot(os.path.join(out, "constant"), sets.mean_training_depth_m())
+    print("| model | MVN error | RMSE (m) |\n|---|---|---|")
+    for label, snapshot in (("constant (mean training depth)", constant), ("global net", snapshots["global"]),
+                            ("refining net", snapshots["refine"])):
+        scores = measure(snapshot, sets.heldout, os.path.join(results, "baseline", label.split()[0]))
+        mvn = 1.0 if snapshot == constant else scores["MVN"]  # a constant map's MVN error is 1 by definition
+        print(f"| {label} | {mvn:.3f} | {scores['RMSE']:.3f} |")
+
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. The weights come from {args.minutes:g} minutes of "
+          f"training on {args.rooms} rendered rooms, not from the thesis.")
+    for label, folder in (("held-out rooms", "rooms"), ("real Middlebury pair", "middlebury")):
         base = os.path.join(results, folder)
         print(f"- {label}: metrics {os.path.join(base, 'results.csv')}; contact sheet "
               f"{os.path.join(base, name, 'contact_sheet.png')}; MVN-fitted outputs {os.path.join(base, name)}; "
               f"raw outputs {os.path.join(base + '_abs', name)}")
     print(f"- photos without depth: {os.path.join(results, 'photos_abs', name)}")
-    print(f"- training logs and loss curves: {train}/<stage>/train_log.csv, loss_curve.png")
+    print(f"- training logs and loss curves: {train_dir}/<stage>/train_log.csv, loss_curve.png")
 
 
 if __name__ == "__main__":
