@@ -26,7 +26,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from eigen_depth.experiment import HELDOUT_SEED_OFFSET, RoomSets, constant_snapshot, measure  # noqa: E402
+from eigen_depth.experiment import (HELDOUT_SEED_OFFSET, RoomSets, constant_snapshot, last_snapshot, measure,  # noqa: E402
+                                    snapshot_iteration)
 from eigen_depth.train import train_stage  # noqa: E402
 
 SHARES = {"global": 0.45, "gradient": 0.15, "refine": 0.40}
@@ -42,18 +43,6 @@ def make_data(out, train_rooms, heldout_rooms, seed, log):
                         os.path.dirname(sets.middlebury)], check=True, stdout=subprocess.DEVNULL)
     log(f"data ready in {seconds:.0f} s")
     return sets
-
-
-def last_snapshot(folder):
-    """The highest-iteration caffemodel in a snapshot folder, or None."""
-    if not os.path.isdir(folder):
-        return None
-    found = [n for n in os.listdir(folder) if n.startswith("_iter_") and n.endswith(".caffemodel")]
-    return os.path.join(folder, max(found, key=iteration_of)) if found else None
-
-
-def iteration_of(path):
-    return int(os.path.basename(path).split("_iter_")[1].split(".")[0])
 
 
 def training_minutes(stage_dir):
@@ -78,7 +67,7 @@ def train(out, lmdb, minutes, log):
             if stage == "refine" else {}
         snapshots[stage] = train_stage(stage, VARIANTS[stage], minutes=minutes * SHARES[stage], **common, **extra)
         log(f"{stage}: {snapshots[stage]}")
-    iterations = {stage: iteration_of(path) for stage, path in snapshots.items()}
+    iterations = {stage: snapshot_iteration(path) for stage, path in snapshots.items()}
     minutes_taken = {stage: training_minutes(os.path.join(out, stage)) for stage in snapshots}
     return snapshots, iterations, minutes_taken
 

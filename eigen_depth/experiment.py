@@ -83,6 +83,19 @@ class RoomSets:
         return total / count
 
 
+def snapshot_iteration(path):
+    """N of a `..._iter_N.caffemodel` path."""
+    return int(os.path.basename(path).rsplit("_iter_", 1)[1].split(".")[0])
+
+
+def last_snapshot(folder):
+    """The highest-iteration `_iter_N.caffemodel` in a snapshot folder, or None (also for no folder)."""
+    if not os.path.isdir(folder):
+        return None
+    found = [n for n in os.listdir(folder) if n.startswith("_iter_") and n.endswith(".caffemodel")]
+    return os.path.join(folder, max(found, key=snapshot_iteration)) if found else None
+
+
 def measure(snapshot, pairs_dir, out_dir, write_images=False, log_depth=False):
     """{MVN, RMSE, delta1} of one snapshot on a pair folder, from the evaluator's raw (not MVN-fitted) view;
     the evaluator's own output goes to out_dir. The images are fed in BGR order, as the nets trained here saw

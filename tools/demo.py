@@ -18,7 +18,6 @@ on rendered rooms, not from the thesis: expect rough depth, not the published nu
     python tools/demo.py [--out demo] [--minutes 3] [--rooms 600]
 """
 import argparse
-import glob
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from eigen_depth.experiment import RoomSets, constant_snapshot, measure  # noqa: E402
+from eigen_depth.experiment import RoomSets, constant_snapshot, last_snapshot, measure  # noqa: E402
 
 SHARES = {"global": 0.45, "gradient": 0.15, "refine": 0.40}  # of the training minutes
 HELDOUT_ROOMS = 24
@@ -39,12 +38,6 @@ def say(text):
 
 def tool(name, *args):
     subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)], check=True)
-
-
-def last_snapshot(folder):
-    """The highest-iteration caffemodel in a snapshot folder, or None."""
-    found = glob.glob(os.path.join(folder, "_iter_*.caffemodel"))
-    return max(found, key=lambda p: int(p.rsplit("_iter_", 1)[1].split(".")[0])) if found else None
 
 
 def train(train_dir, lmdb, minutes):
