@@ -14,16 +14,9 @@ from eigen_depth import cli
 from eigen_depth.data import commands
 from eigen_depth.testing import write_random_caffemodel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from test_evaluate import DEPTH_NET  # input X (N,3,218,298) -> positive `depth` (N,1,27,37)
 
-# input X (N,3,218,298) -> `depth` (N,1,27,37), positive: a global-context-shaped stand-in
-DEPTH_NET = """name: "tiny_depth"
-layer { name: "input" type: "Input" top: "X" input_param { shape { dim: 1 dim: 3 dim: 218 dim: 298 } } }
-layer { name: "conv1" type: "Convolution" bottom: "X" top: "conv1" convolution_param { num_output: 3 kernel_size: 8 stride: 8 } }
-layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
-layer { name: "conv2" type: "Convolution" bottom: "conv1" top: "conv2" convolution_param { num_output: 1 kernel_size: 3 pad: 1 } }
-layer { name: "power" type: "Power" bottom: "conv2" top: "depth" power_param { scale: 0.002 shift: 0.3 } }
-"""
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAPSHOT = "tiny_iter_1"
 FAST = ["--no-progress", "--device", "cpu"]
 
