@@ -1,4 +1,7 @@
-"""Writing files so that readers never see half of one: write a temporary sibling, then rename."""
+"""Writing files so that readers never see half of one: write a temporary sibling, make it durable, then
+rename. The data reaches the disk (fsync) before the rename, and the rename itself is made durable by syncing
+the folder, so a crash or power cut at any moment leaves under the final name either the old file or the
+complete new one, never an empty or truncated file."""
 import contextlib
 import os
 import tempfile
@@ -15,9 +18,25 @@ def atomic_write(path, mode="wb"):
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
+        _sync_folder(folder)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _sync_folder(folder):
+    """Makes a rename inside `folder` durable (where the platform can open folders; Windows cannot)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

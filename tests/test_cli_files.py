@@ -217,3 +217,32 @@ def test_atomic_write_keeps_the_old_file_and_no_temporary_on_error(tmp_path):
             handle.write("half")
             raise RuntimeError("interrupted")
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_atomic_write_syncs_the_data_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    # A crash after the rename but before the data reached the disk would leave an empty file under the
+    # final name: the temporary file must be fsynced (holding all its bytes) before os.replace, and the
+    # folder after it, so the rename itself survives.
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        size = os.fstat(fd).st_size
+        events.append(("fsync", os.path.basename(target), size))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("replace", os.path.basename(target), os.path.getsize(source)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    path = tmp_path / "model.caffemodel"
+    with atomic_write(path) as handle:
+        handle.write(b"x" * 5000)
+    kinds = [event[0] for event in events]
+    assert kinds == ["fsync", "replace", "fsync"]
+    assert events[0][1].startswith(".model.caffemodel.") and events[0][2] == 5000
+    assert events[1] == ("replace", "model.caffemodel", 5000)
+    assert events[2][1] == tmp_path.name
