@@ -323,12 +323,19 @@ class CaffeNet(nn.Module):
                              f"reshape({{'{name}': shape}}))")
 
     def reshape(self, input_shapes):
-        """Rebuilds the layers for new input shapes, keeping the current blobs."""
+        """Rebuilds the layers for new input shapes. The learnable blobs stay the very Parameter objects they
+        were, so whoever holds them (pycaffe's net.params, a solver's history, a test net sharing them)
+        keeps seeing the net's weights; a blob whose shape would have to change is a ShapeError, as in Caffe."""
         rebuilt = CaffeNet(self.net_param, self.phase, self.level, self.stages, input_shapes,
-                           bilinear=self.bilinear, source=self.source, fill=False)
-        rebuilt.to(self.device, self.dtype).load_state_dict(self.state_dict())
+                           bilinear=self.bilinear, source=self.source, fill=False).to(self.device, self.dtype)
+        for old, new in zip(self.layers, rebuilt.layers):
+            for index, (blob, wanted) in enumerate(zip(old.blobs, new.blobs)):
+                if blob.shape != wanted.shape:
+                    raise ShapeError(f"{self.source}: layer '{old.name}' would need blob {index} of shape "
+                                     f"{tuple(wanted.shape)} for these inputs, but holds {tuple(blob.shape)}")
+            new.blobs = old.blobs
         for name in ("layers", "blob_shapes", "output_names", "input_names", "layer_bottoms", "layer_tops",
-                     "loss_weights", "param_infos", "layer_needs_grad", "layer_detach"):
+                     "loss_weights", "layer_needs_grad", "layer_detach"):
             setattr(self, name, getattr(rebuilt, name))
 
     @property

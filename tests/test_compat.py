@@ -81,6 +81,18 @@ def test_assigning_into_params_changes_the_output(files):
     np.testing.assert_array_equal(net.forward(X=np.ones((1, 3, 6, 6), np.float32))["out"], [[1, 2, 3]])
 
 
+def test_params_written_after_a_reshape_change_the_output(files):
+    # pycaffe's pattern: reshape the input blob, net.reshape(), then set weights through net.params.
+    net = caffe.Net(files[0], files[1], caffe.TEST)
+    params = net.params["fc"]
+    net.blobs["X"].reshape(2, 3, 6, 6)
+    net.reshape()
+    params[0].data[...] = 0
+    net.params["fc"][1].data[...] = [1, 2, 3]
+    out = net.forward(X=np.ones((2, 3, 6, 6), np.float32))["out"]
+    np.testing.assert_array_equal(out, [[1, 2, 3], [1, 2, 3]])
+
+
 def test_forward_between_layers_returns_the_end_layers_tops(files):
     net = caffe.Net(files[0], files[1], caffe.TEST)
     x = np.random.default_rng(3).standard_normal((1, 3, 6, 6)).astype(np.float32)

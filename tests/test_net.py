@@ -256,6 +256,26 @@ def test_reshape_rebuilds_for_a_new_input_size_keeping_weights():
     torch.testing.assert_close(net.layer_by_name("conv").blobs[0].detach(), before)
 
 
+def test_reshape_keeps_the_same_parameter_objects():
+    net = net_from(CONV.split('layer { name: "fc"')[0])
+    held = list(net.layer_by_name("conv").blobs)
+    net.reshape({"data": (4, 3, 8, 8)})
+    assert all(a is b for a, b in zip(held, net.layer_by_name("conv").blobs))
+    with torch.no_grad():
+        held[1].fill_(2.0)
+        held[0].zero_()
+        # conv = 2 everywhere after the write; the same objects feed the rebuilt layers
+        assert torch.all(net({"data": torch.ones(4, 3, 8, 8)})["conv"] == 2.0)
+
+
+def test_reshape_that_would_change_a_weight_shape_is_refused():
+    # 4 x 6 x 6 conv outputs feed fc's 144 inputs; a 10 x 10 input would need 256 (Caffe: "Input size
+    # incompatible with inner product parameters").
+    net = net_from(CONV)
+    with pytest.raises(ShapeError, match=r"layer 'fc' would need blob 0 of shape \(5, 256\).*\(5, 144\)"):
+        net.reshape({"data": (1, 3, 10, 10)})
+
+
 def test_input_of_the_wrong_size_names_the_input_and_what_to_do():
     with pytest.raises(ShapeError, match=r"input 'data' has shape \(1, 3, 9, 9\).*reshape"):
         net_from(CONV)({"data": np.zeros((1, 3, 9, 9), np.float32)})
