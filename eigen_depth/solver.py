@@ -55,7 +55,11 @@ def learning_rate(param, iteration, current_step=0):
             current_step += 1
         return base * param.gamma ** current_step, current_step
     if policy == "poly":
-        return base * (1 - iteration / param.max_iter) ** param.power, current_step
+        if param.max_iter <= 0:
+            raise PrototxtError(f"lr_policy 'poly' needs a positive max_iter (got {param.max_iter})")
+        # Caffe never asks past max_iter (its loop ends there); a resumed run that does gets rate 0, not
+        # the complex (or, in C, NaN) power of a negative number.
+        return base * max(0.0, 1 - iteration / param.max_iter) ** param.power, current_step
     if policy == "sigmoid":
         return base * (1 / (1 + math.exp(-param.gamma * (iteration - param.stepsize)))), current_step
     raise PrototxtError(f"unknown lr_policy '{policy}': use fixed, step, exp, inv, multistep, poly or sigmoid")
@@ -118,7 +122,8 @@ class Solver:
         net_param, source = self._net_source()
         stages = tuple(state.stage) if state is not None else ()
         level = state.level if state is not None else 0
-        return CaffeNet(net_param, phase, level=level, stages=stages, source=source)
+        seed = self.param.random_seed if self.param.random_seed >= 0 else None
+        return CaffeNet(net_param, phase, level=level, stages=stages, source=source, seed=seed)
 
     def _test_states(self):
         if not len(self.param.test_iter):

@@ -10,6 +10,7 @@ import torch
 
 from eigen_depth.caffe import (array_to_blob, blob_to_array, load_weights, parse_text, read_solverstate, schema,
                                write_caffemodel)
+from eigen_depth.errors import PrototxtError
 from eigen_depth.solver import Solver, learning_rate
 
 NET = """
@@ -200,6 +201,30 @@ def test_loss_is_euclidean_over_2n_times_loss_weight(tmp_path):
 def test_learning_rate_policies(policy, fields, iteration, expected):
     param = schema.SolverParameter(base_lr=0.1, lr_policy=policy, **fields)
     assert learning_rate(param, iteration)[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_poly_policy_past_max_iter_is_zero_and_needs_a_positive_max_iter():
+    param = schema.SolverParameter(base_lr=0.1, lr_policy="poly", power=0.5, max_iter=10)
+    rate, _ = learning_rate(param, 12)
+    assert isinstance(rate, float) and rate == 0.0
+    assert learning_rate(param, 10)[0] == 0.0
+    with pytest.raises(PrototxtError, match=r"'poly' needs a positive max_iter \(got 0\)"):
+        learning_rate(schema.SolverParameter(base_lr=0.1, lr_policy="poly", power=1, max_iter=0), 0)
+
+
+def test_random_seed_seeds_the_fillers():
+    # Caffe seeds its RNG with random_seed before building the nets, so the fillers follow the seed.
+    net = NET.replace("inner_product_param { num_output: 5 }",
+                      'inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 1 } }')
+
+    def first_weights(seed):
+        param = parse_text(schema.SolverParameter, f"net_param {{ {net} }} base_lr: 0.1 random_seed: {seed}")
+        return Solver(param).net.layer_by_name("ip1").blobs[0].detach().clone()
+
+    one, again, two = first_weights(1), first_weights(1), first_weights(2)
+    assert torch.equal(one, again)
+    assert not torch.allclose(one, two)
+    assert one.std() > 0.3  # really drawn from the gaussian filler, not left at zero
 
 
 def test_multistep_policy_steps_at_each_stepvalue():
