@@ -157,6 +157,10 @@ def transfer(net, caffemodel, renames):
     missing = [name for name in renames if name not in weights]
     if missing:
         raise EigenDepthError(f"{caffemodel}: has no layer {', '.join(missing)} to copy from")
+    absent = [target for target in renames.values() if target not in net.layer_names]
+    if absent:
+        raise EigenDepthError(f"{net.source}: has no layer {', '.join(absent)} to copy {caffemodel} into "
+                              f"(the stage's net and its transfer table disagree)")
     net.copy_from({target: weights[source] for source, target in renames.items()})
     return list(renames.items())
 

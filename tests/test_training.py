@@ -14,7 +14,9 @@ from eigen_depth.cli import main
 from eigen_depth.data.paired_lmdb import make_lmdb
 from eigen_depth.data.synthetic import make_synthetic
 from eigen_depth.solver import Solver
-from eigen_depth.train import PROTOTXT_ROOT, run_training, train_stage
+from eigen_depth.errors import EigenDepthError
+from eigen_depth.net import CaffeNet
+from eigen_depth.train import PROTOTXT_ROOT, run_training, train_stage, transfer
 
 ALEXNET_SHAPES = {"conv1": (96, 3, 11, 11), "conv2": (256, 48, 5, 5), "conv3": (384, 256, 3, 3),
                   "conv4": (384, 192, 3, 3), "conv5": (256, 192, 3, 3), "fc8": (10, 20)}
@@ -91,6 +93,22 @@ def test_refine_stage_starts_conv1_refine_from_alexnets_conv1(tmp_path, data_roo
     path, weights = alexnet
     refined = load_weights(stage("refine", tmp_path, data_root, 0, alexnet=path))
     np.testing.assert_array_equal(refined["conv1-refine"][0], weights["conv1"][0])
+
+
+def test_transfer_into_a_layer_the_net_lacks_is_an_error_not_a_report(tmp_path):
+    net = CaffeNet(parse_text(schema.NetParameter, """
+        layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }
+        layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" inner_product_param { num_output: 2 } }"""))
+    source = tmp_path / "source.caffemodel"
+    model = schema.NetParameter(name="source")
+    layer = model.layer.add(name="fc", type="InnerProduct")
+    layer.blobs.add().CopyFrom(array_to_blob(np.ones((2, 3), np.float32)))
+    layer.blobs.add().CopyFrom(array_to_blob(np.zeros(2, np.float32)))
+    write_caffemodel(model, str(source))
+    with pytest.raises(EigenDepthError, match=r"has no layer fc-renamed to copy .*source.caffemodel into"):
+        transfer(net, str(source), {"fc": "fc-renamed"})
+    assert transfer(net, str(source), {"fc": "ip"}) == [("fc", "ip")]
+    np.testing.assert_array_equal(net.layer_by_name("ip").blobs[0].detach().numpy(), np.ones((2, 3)))
 
 
 def solver_file(tmp_path, iters=4, snapshot=2):
