@@ -188,6 +188,7 @@ class CaffeNet(nn.Module):
         """Builds the ParamInfo list: lr/decay multipliers per blob, shared blobs by ParamSpec name."""
         self.param_infos = []
         owners = {}
+        explicit = {}  # shared param name -> {"lr_mult"/"decay_mult": the first value a spec set}
         for layer in self.layers:
             specs = list(layer.param.param)
             if len(specs) > len(layer.blobs):
@@ -205,9 +206,34 @@ class CaffeNet(nn.Module):
                                              f"of shape {tuple(owner_blob.shape)} but needs {tuple(blob.shape)}")
                     else:
                         owners[spec.name] = (layer.name, index)
+                    self._check_shared_multipliers(spec, layer.name, explicit.setdefault(spec.name, {}))
                 info = ParamInfo(layer.name, index, blob, float(spec.lr_mult), float(spec.decay_mult), owner)
                 self.param_infos.append(info)
                 blob.requires_grad_(spec.lr_mult != 0)
+        for info in self.param_infos:  # a shared blob learns with the multipliers its specs agreed on
+            owner = info.owner or (info.layer, info.index)
+            spec_name = self._spec_name(info)
+            if spec_name in explicit:
+                info.lr_mult = float(explicit[spec_name].get("lr_mult", info.lr_mult))
+                info.decay_mult = float(explicit[spec_name].get("decay_mult", info.decay_mult))
+                self.layer_by_name(owner[0]).blobs[owner[1]].requires_grad_(info.lr_mult != 0)
+
+    def _spec_name(self, info):
+        specs = self.layer_by_name(info.layer).param.param
+        return specs[info.index].name if info.index < len(specs) else ""
+
+    def _check_shared_multipliers(self, spec, layer_name, agreed):
+        """Caffe's rule for shared params: every spec that sets lr_mult (decay_mult) must set the same value;
+        specs that leave it unset take the value another spec set."""
+        for field in ("lr_mult", "decay_mult"):
+            if not spec.HasField(field):
+                continue
+            value = getattr(spec, field)
+            if field in agreed and agreed[field] != value:
+                raise LayerError(f"{self.source}: layer '{layer_name}' shares param '{spec.name}' with "
+                                 f"{field} {value:g}, but another layer sharing it set {agreed[field]:g} "
+                                 f"(Caffe refuses mismatched multipliers: give them the same value)")
+            agreed[field] = value
 
     def _tie_shared_blobs(self):
         for info in self.param_infos:

@@ -157,6 +157,30 @@ layer { name: "ip2" type: "InnerProduct" bottom: "a" top: "b" param { name: "w" 
     assert len(net.learnable_params()) == 1
 
 
+SHARED = """
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 } } }
+layer { name: "ip1" type: "InnerProduct" bottom: "x" top: "a" param { name: "w" FIRST } inner_product_param { num_output: 2 bias_term: false } }
+layer { name: "ip2" type: "InnerProduct" bottom: "a" top: "b" param { name: "w" SECOND } inner_product_param { num_output: 2 bias_term: false } }
+"""
+
+
+@pytest.mark.parametrize("first, second", [("lr_mult: 1", "lr_mult: 2"), ("decay_mult: 0", "decay_mult: 1")])
+def test_shared_params_with_mismatched_multipliers_are_refused_as_caffe_does(first, second):
+    field = first.split(":")[0]
+    with pytest.raises(LayerError, match=rf"layer 'ip2' shares param 'w' with {field} .*another layer .*set"):
+        net_from(SHARED.replace("FIRST", first).replace("SECOND", second))
+
+
+def test_a_shared_param_takes_the_multiplier_that_one_of_its_specs_sets():
+    # Caffe: a spec without lr_mult leaves the shared blob's rate to the spec that sets it (here 0: frozen)
+    net = net_from(SHARED.replace("FIRST", "").replace("SECOND", "lr_mult: 0 decay_mult: 3"), TRAIN)
+    (info,) = net.learnable_params()
+    assert (info.layer, info.lr_mult, info.decay_mult) == ("ip1", 0.0, 3.0)
+    assert not net.layer_by_name("ip1").blobs[0].requires_grad
+    same = net_from(SHARED.replace("FIRST", "lr_mult: 2").replace("SECOND", "lr_mult: 2"), TRAIN)
+    assert [info.lr_mult for info in same.param_infos] == [2.0, 2.0]
+
+
 CONV = """
 name: "small"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
