@@ -449,6 +449,10 @@ class CaffeNet(nn.Module):
             copy = out.layer.add()
             copy.CopyFrom(param)
             copy.ClearField("blobs")
+            if len(layer.param.param) != len(param.param):  # specs the layer added (BatchNorm's lr_mult 0)
+                copy.ClearField("param")
+                for spec in layer.param.param:
+                    copy.param.add().CopyFrom(spec)
             if include_blobs:
                 for blob in layer.blobs:
                     copy.blobs.append(array_to_blob(blob.detach().cpu().numpy()))

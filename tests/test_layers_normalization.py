@@ -84,6 +84,26 @@ def test_batch_norm_global_stats_divides_by_the_scale_factor():
     np.testing.assert_allclose(y, (x - m) / np.sqrt(v + 0.001), rtol=1e-5, atol=1e-5)
 
 
+def test_batch_norm_leaves_the_callers_layer_parameter_as_given():
+    param = parse_text(schema.LayerParameter, 'name: "bn" type: "BatchNorm"')
+    layer = layer_class("BatchNorm")(param, [(2, 3, 4, 4)], schema.TRAIN)
+    assert len(param.param) == 0  # the caller's message is untouched
+    assert [spec.lr_mult for spec in layer.param.param] == [0.0, 0.0, 0.0]  # the layer's own copy
+
+
+def test_a_saved_net_with_batch_norm_carries_the_frozen_specs_as_caffe_writes_them(tmp_path):
+    from eigen_depth.caffe import read_caffemodel
+    from eigen_depth.net import CaffeNet
+    net_param = parse_text(schema.NetParameter, """
+        layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 2 dim: 2 } } }
+        layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" }""")
+    net = CaffeNet(net_param, schema.TRAIN)
+    assert len(net_param.layer[1].param) == 0
+    net.save(str(tmp_path / "bn.caffemodel"))
+    saved = read_caffemodel(str(tmp_path / "bn.caffemodel"), upgrade=False)  # as written, before the BatchNorm upgrade
+    assert [spec.lr_mult for spec in saved.layer[1].param] == [0.0, 0.0, 0.0]
+
+
 def test_batch_norm_zero_scale_factor_means_zero_statistics():
     x = rand(2, 3, 2, 2)
     layer = make('name: "bn" type: "BatchNorm"', [x.shape], schema.TEST)
@@ -131,7 +151,7 @@ def test_batch_norm_gradients_and_frozen_blobs():
 def test_batch_norm_statistics_get_lr_mult_zero_and_fill_with_zeros():
     param = parse_text(schema.LayerParameter, 'name: "bn" type: "BatchNorm" param { lr_mult: 0 decay_mult: 0 }')
     layer = layer_class("BatchNorm")(param, [(2, 3, 4)], schema.TRAIN)
-    assert [spec.lr_mult for spec in param.param] == [0, 0, 0] and param.param[0].decay_mult == 0
+    assert [spec.lr_mult for spec in layer.param.param] == [0, 0, 0] and layer.param.param[0].decay_mult == 0
     set_blobs(layer, [1, 2, 3], [1, 1, 1], [5])
     layer.fill(torch.Generator().manual_seed(0), bilinear="2017")
     assert all(torch.all(b == 0) for b in layer.blobs)

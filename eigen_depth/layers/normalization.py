@@ -89,8 +89,13 @@ class BatchNorm(Layer):
                                  f"{spec.lr_mult} (use 0 or leave the param out)")
         for blob_shape in ((self.channels,), (self.channels,), (1,)):
             self.add_blob(blob_shape).requires_grad_(False)
-        while len(self.param.param) < len(self.blobs):  # as Caffe's LayerSetUp: the net sees lr_mult 0
-            self.param.param.add(lr_mult=0.0)
+        if len(self.param.param) < len(self.blobs):  # as Caffe's LayerSetUp: the net sees lr_mult 0
+            own = type(self.param)()  # the layer's own copy: the caller's LayerParameter stays as given
+            own.CopyFrom(self.param)
+            own.ClearField("blobs")
+            while len(own.param) < len(self.blobs):
+                own.param.add(lr_mult=0.0)
+            self.param = own
         return bottom_shapes
 
     def forward(self, x):
