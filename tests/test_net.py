@@ -348,3 +348,48 @@ def test_weights_given_at_construction_skip_those_layers_fillers(tmp_path):
     net = net_from(CONV, weights=path)
     assert net.copy_report.copied == ["conv"] and net.copy_report.missing == ["fc"]
     np.testing.assert_array_equal(net.layer_by_name("conv").blobs[0].detach().numpy(), weights[0])
+
+
+def test_one_net_used_from_several_threads_gives_opencvs_numbers(tmp_path):
+    # Layers cache per-shape geometry (Pooling, Reshape): threads running batches of different sizes at
+    # once must each get exactly the result of OpenCV's reader on the same batch.
+    import threading
+    text = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 11 dim: 13 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "ave" type: "Pooling" bottom: "conv" top: "ave" pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "max" type: "Pooling" bottom: "ave" top: "max" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "flat" type: "Reshape" bottom: "max" top: "flat" reshape_param { shape { dim: 0 dim: -1 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "flat" top: "fc"
+        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+"""
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(text)
+    net = net_from(text, seed=3)
+    weights = str(tmp_path / "net.caffemodel")
+    net.save(weights)
+    opencv = cv2.dnn.readNetFromCaffe(str(prototxt), weights)
+    rng = np.random.default_rng(7)
+    batches = [rng.standard_normal((1 + i % 4, 3, 11, 13)).astype(np.float32) for i in range(16)]
+    expected = []
+    for x in batches:
+        opencv.setInput(x)
+        expected.append(opencv.forward("fc").copy())
+    results, start = {}, threading.Barrier(8)
+
+    def work(worker):
+        start.wait()
+        for repeat in range(5):
+            for index in range(worker, len(batches), 8):
+                with torch.no_grad():
+                    results[(worker, repeat, index)] = net({"data": batches[index]})["fc"].numpy()
+
+    threads = [threading.Thread(target=work, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 5 * len(batches)
+    for (_, _, index), out in results.items():
+        np.testing.assert_allclose(out, expected[index], rtol=1e-5, atol=1e-5)

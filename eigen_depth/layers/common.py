@@ -74,8 +74,11 @@ class Reshape(Layer):
         return [self.top_shape(bottom_shapes[0])]
 
     def top_shape(self, shape):
-        if shape in self._cache:
-            return self._cache[shape]
+        """The top shape for a bottom shape (cached per shape; safe from several threads: a shape computed
+        twice gives the same value and setdefault keeps one)."""
+        cached = self._cache.get(shape)
+        if cached is not None:
+            return cached
         ndim = len(shape)
         start = self.axis if self.axis >= 0 else ndim + self.axis + 1
         if not 0 <= start <= ndim:
@@ -100,8 +103,7 @@ class Reshape(Layer):
         top = tuple(top)
         if _count(top) != _count(shape):
             raise self.shape_error(f"cannot reshape {shape} ({_count(shape)} values) to {top} ({_count(top)})")
-        self._cache[shape] = top
-        return top
+        return self._cache.setdefault(shape, top)
 
     def forward(self, x):
         return (x.reshape(self.top_shape(tuple(x.shape))),)

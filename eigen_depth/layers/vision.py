@@ -159,9 +159,10 @@ class _PoolGeometry:
 
     def divisor_like(self, x):
         key = (x.device, x.dtype)
-        if key not in self._cast:
-            self._cast[key] = self.divisor.to(device=x.device, dtype=x.dtype)
-        return self._cast[key]
+        cast = self._cast.get(key)
+        if cast is None:  # several threads may get here at once: each result is the same, one is kept
+            cast = self._cast.setdefault(key, self.divisor.to(device=x.device, dtype=x.dtype))
+        return cast
 
 
 @register("Pooling")
@@ -226,15 +227,16 @@ class Pooling(Layer):
 
     def geometry(self, height, width):
         key = (height, width)
-        if key not in self._geometries:
+        geometry = self._geometries.get(key)
+        if geometry is None:  # computed at most a few times at once from several threads, always alike
             kernel = self.kernel_for(height, width)
             geometry = _PoolGeometry(height, width, kernel, self.stride, self.pad, self.floor_mode)
             if min(geometry.out) <= 0:
                 raise self.shape_error(f"input {height}x{width} is too small for kernel {kernel}, stride "
                                        f"{self.stride}, pad {self.pad} (output would be "
                                        f"{geometry.out[0]}x{geometry.out[1]})")
-            self._geometries[key] = geometry
-        return self._geometries[key]
+            geometry = self._geometries.setdefault(key, geometry)
+        return geometry
 
     def forward(self, x):
         # Python ints even while tracing for ONNX: the geometry is fixed per input size, and traced sizes
