@@ -9,6 +9,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["eigen_depth", "eigen_depth.*"]),
+    # The thesis's networks and solvers travel with the package (eigen_depth.prototxt.ROOT).
+    package_data={"eigen_depth.prototxt": ["README.md", "*/*.prototxt", "*/*/*.prototxt"]},
     install_requires=[
         "torch>=2.1,<3",
         "numpy>=1.22,<3",
@@ -24,7 +26,7 @@ setup(
         "tqdm>=4.60,<5",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.50", "onnxruntime>=1.16", "protobuf>=3.20"],
+        "test": ["pytest>=7", "hypothesis>=6.50", "onnxruntime>=1.16", "protobuf>=3.20", "setuptools>=70.1"],
     },
     entry_points={"console_scripts": ["eigen-depth=eigen_depth.cli:main"]},
 )

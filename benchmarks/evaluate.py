@@ -21,14 +21,14 @@ import importlib.util
 import io
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 import numpy as np
 
+from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 TITLES = ["AbsRelDiff", "SqrRelDiff", "RMSE", "RMSELog", "SIMSE", "Log10", "MVN", "Threshold 1.25",
           "Threshold 1.25^2", "Threshold 1.25^3"]
@@ -57,7 +57,7 @@ def make_images(folder, count, seed=0):
 
 
 def make_snapshot(folder, net_name, seed=1):
-    """The deploy net of prototxt/<net_name> with random weights, output shifted to about 0.3 (3 m)."""
+    """The deploy net of eigen_depth/prototxt/<net_name> with random weights, output shifted to about 0.3 (3 m)."""
     import torch
     from eigen_depth.testing import write_random_caffemodel
     name = net_name.replace("/", "_") + "_random"
@@ -65,7 +65,7 @@ def make_snapshot(folder, net_name, seed=1):
     caffemodel = os.path.join(folder, name + ".caffemodel")
     if os.path.exists(caffemodel):
         return name
-    shutil.copy(os.path.join(ROOT, "prototxt", net_name, "net_deploy.prototxt"), prototxt)
+    shutil.copy(os.path.join(PROTOTXT_ROOT, net_name, "net_deploy.prototxt"), prototxt)
     net = write_random_caffemodel(prototxt, caffemodel, seed=seed)
     last = [layer for layer in net.layers if len(layer.blobs) == 2][-1]      # the last layer with a bias
     probe = torch.from_numpy(np.random.default_rng(seed).uniform(-127, 128, (2, 3, 218, 298)).astype(np.float32))
@@ -190,7 +190,7 @@ def ours_run(input_dir, out_dir, snaps_dir, batch_size, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=48)
-    parser.add_argument("--net", default="refining/norm_abs", help="prototxt/<net>/net_deploy.prototxt")
+    parser.add_argument("--net", default="refining/norm_abs", help="eigen_depth/prototxt/<net>/net_deploy.prototxt")
     parser.add_argument("--repeat", type=int, default=2, help="alternating runs per pipeline (best counts)")
     parser.add_argument("--batch-size", type=int, help="the evaluator's batch size (default: its own)")
     parser.add_argument("--device", default="auto")
@@ -203,7 +203,7 @@ def main():
     if not os.path.isdir(images):
         make_images(images, args.images)
     os.makedirs(snaps, exist_ok=True)
-    print(f"snapshot: prototxt/{args.net} with random weights ...", flush=True)
+    print(f"snapshot: eigen_depth/prototxt/{args.net} with random weights ...", flush=True)
     make_snapshot(snaps, args.net)
     count = args.images
 

@@ -8,15 +8,15 @@ Goals on CPU: batch-1 forward <= 0.7x OpenCV's time; batch-16 per image <= 0.6x 
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
+from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-DEFAULT_MODEL = os.path.join(ROOT, "prototxt", "refining", "norm_abs", "net_deploy.prototxt")
+DEFAULT_MODEL = os.path.join(PROTOTXT_ROOT, "refining", "norm_abs", "net_deploy.prototxt")
 
 
 def per_image(function, batch, iterations):

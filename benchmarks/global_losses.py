@@ -14,15 +14,12 @@ import argparse
 import contextlib
 import json
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from eigen_depth import evaluate  # noqa: E402
-from eigen_depth.experiment import RoomSets  # noqa: E402
-from eigen_depth.train import train_stage  # noqa: E402
+from eigen_depth import evaluate
+from eigen_depth.experiment import RoomSets
+from eigen_depth.train import train_stage
 
 VARIANTS = ("norm", "abs", "log_abs", "sc_inv")
 LOG_DEPTH_VARIANTS = ("log_abs", "sc_inv")

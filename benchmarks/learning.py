@@ -24,11 +24,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from eigen_depth.experiment import (HELDOUT_SEED_OFFSET, RoomSets, constant_snapshot, last_snapshot, measure,  # noqa: E402
+from eigen_depth.experiment import (HELDOUT_SEED_OFFSET, RoomSets, constant_snapshot, last_snapshot, measure,
                                     snapshot_iteration)
-from eigen_depth.train import train_stage  # noqa: E402
+from eigen_depth.train import train_stage
 
 SHARES = {"global": 0.45, "gradient": 0.15, "refine": 0.40}
 VARIANTS = {"global": "norm", "gradient": "norm", "refine": "norm_abs"}

@@ -13,9 +13,10 @@ import sys
 import tempfile
 import time
 
+from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-PROTOTXT = os.path.join(ROOT, "prototxt", "refining", "norm_abs", "net_deploy.prototxt")
+PROTOTXT = os.path.join(PROTOTXT_ROOT, "refining", "norm_abs", "net_deploy.prototxt")
 
 MEMORY_PROBE = r"""
 import resource, sys, numpy as np

@@ -10,12 +10,9 @@ pass alone at the same batch: a lower bound for any Caffe-style iteration, which
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 CAFFE_ITERATION_S = 5.8  # Caffe's refining-stage iteration at batch 16 on these 2 cores (reported)
 
 

@@ -71,7 +71,8 @@ def _time(parser):
     return run
 
 
-@command("train", "train a net with a Caffe solver (like caffe train); torchrun for several processes")
+@command("train", "train a net with a Caffe solver (like caffe train); torchrun for several processes; "
+                  "with --stage, the thesis's staged pipeline (eigen-depth train --stage all -h)")
 def _train(parser):
     parser.add_argument("--solver", required=True, help="solver .prototxt")
     parser.add_argument("--weights", help="caffemodel(s) to copy by layer name first, comma-separated")
@@ -88,6 +89,15 @@ def _train(parser):
         from .train import run_training
         run_training(args.solver, args.weights, args.snapshot, resolve_device(args.device), args.data_root,
                      args.data, progress=not args.no_progress, max_iter=args.iters)
+        return 0
+    return run
+
+
+@command("nets", "list the thesis's networks and solvers shipped with the package (for --model / --solver)")
+def _nets(parser):
+    def run(args):
+        from .prototxt import listing
+        print(listing())
         return 0
     return run
 
@@ -182,7 +192,16 @@ def build_parser():
     return parser, runners
 
 
+def _is_staged(argv):
+    """`eigen-depth train --stage ...`: the staged pipeline of tools/train.py."""
+    return argv[:1] == ["train"] and any(a == "--stage" or a.startswith("--stage=") for a in argv[1:])
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _is_staged(argv):
+        from .train import staged_main
+        return staged_main(argv[1:], prog="eigen-depth train")
     parser, runners = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

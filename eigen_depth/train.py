@@ -20,9 +20,9 @@ from .caffe import read_prototxt, read_solver, schema
 from .constants import GRADIENT_KERNELS
 from .errors import EigenDepthError, exit_status
 from .net import CaffeNet
+from .prototxt import ROOT as PROTOTXT_ROOT
 from .solver import Solver
 
-PROTOTXT_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "prototxt")
 STAGES = {"global": "global_context", "gradient": "gradient", "joint": "joint", "refine": "refining"}
 DEFAULT_VARIANTS = {"global": "norm", "gradient": "norm", "joint": "A", "refine": "norm_abs"}
 RECIPES = ("thesis", "cpu")
@@ -324,12 +324,12 @@ def train_all(variants=None, **options):
     return {"global": global_snapshot, "gradient": gradient_snapshot, "refine": refine_snapshot}
 
 
-def staged_main(argv=None):
-    """tools/train.py's command line."""
+def staged_main(argv=None, prog=None):
+    """tools/train.py's command line (also `eigen-depth train --stage ...`)."""
     import argparse
 
     from .compat import resolve_device
-    parser = argparse.ArgumentParser(description="The thesis's staged training (global, gradient, refine).")
+    parser = argparse.ArgumentParser(prog=prog, description="The thesis's staged training (global, gradient, refine).")
     parser.add_argument("--stage", required=True, choices=list(STAGES) + ["all"])
     parser.add_argument("--variant", help="loss variant of the stage (default: the thesis's final choice: "
                                           "global norm, gradient norm, joint A, refine norm_abs)")
@@ -373,4 +373,4 @@ def staged_main(argv=None):
             path = train_stage(args.stage, args.variant, global_snapshot=args.global_snapshot,
                                gradient_snapshot=args.gradient_snapshot, **options)
             print(f"{args.stage}: {path}")
-    return exit_status("train.py", run)
+    return exit_status(prog or "train.py", run)

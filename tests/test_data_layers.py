@@ -17,6 +17,7 @@ from eigen_depth.data.paired_lmdb import make_lmdb
 from eigen_depth.errors import DatasetError
 from eigen_depth.layers import LAYER_TYPES
 from eigen_depth.net import CaffeNet
+from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
 PROTOTXT = """
 name: "pairs"
@@ -144,7 +145,7 @@ def test_folder_kind_gives_what_the_lmdb_gives(root):
 
 
 def test_synthetic_kind_builds_a_thesis_training_net():
-    prototxt = os.path.join(os.path.dirname(__file__), "..", "prototxt", "global_context", "norm", "net_train.prototxt")
+    prototxt = os.path.join(PROTOTXT_ROOT, "global_context", "norm", "net_train.prototxt")
     with data.using(kind="synthetic", synthetic_count=4, synthetic_seed=2, workers=2):
         thesis = CaffeNet(prototxt, "TRAIN")
         out = thesis.forward(end="data-depth", keep_blobs=True)

@@ -1,4 +1,4 @@
-"""ONNX export: every deploy net in prototxt/ exports, passes onnx.checker and runs in onnxruntime with our
+"""ONNX export: every deploy net in eigen_depth/prototxt/ exports, passes onnx.checker and runs in onnxruntime with our
 numbers (max |difference| <= 1e-4 of the output's largest magnitude, random weights and input); the batch
 axis can be made symbolic; the graph's inputs and outputs carry the Caffe blob names; MVN keeps Caffe's eps
 outside the square root; errors are one line with exit status 2; the .onnx file is written atomically."""
@@ -15,12 +15,12 @@ from eigen_depth import cli
 from eigen_depth.export import DEFAULT_OPSET, ExportError, to_onnx
 from eigen_depth.net import CaffeNet
 from eigen_depth.testing import random_weights, write_random_caffemodel
+from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEPLOY_NETS = sorted(glob.glob(os.path.join(ROOT, "prototxt", "*", "*", "net_deploy.prototxt")))
-REFINING = os.path.join(ROOT, "prototxt", "refining", "norm_abs", "net_deploy.prototxt")
-GRADIENT = os.path.join(ROOT, "prototxt", "gradient", "abs", "net_deploy.prototxt")
-JOINT = os.path.join(ROOT, "prototxt", "joint", "A", "net_deploy.prototxt")
+DEPLOY_NETS = sorted(glob.glob(os.path.join(PROTOTXT_ROOT, "*", "*", "net_deploy.prototxt")))
+REFINING = os.path.join(PROTOTXT_ROOT, "refining", "norm_abs", "net_deploy.prototxt")
+GRADIENT = os.path.join(PROTOTXT_ROOT, "gradient", "abs", "net_deploy.prototxt")
+JOINT = os.path.join(PROTOTXT_ROOT, "joint", "A", "net_deploy.prototxt")
 TOLERANCE = 1e-4
 
 

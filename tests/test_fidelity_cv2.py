@@ -1,4 +1,4 @@
-"""Every deploy net in prototxt/ runs with OpenCV's numbers: random weights saved as a caffemodel, then our
+"""Every deploy net in eigen_depth/prototxt/ runs with OpenCV's numbers: random weights saved as a caffemodel, then our
 forward against cv2.dnn.readNetFromCaffe on the same files and input (max |difference| <= 1e-4 of the
 output's largest magnitude). OpenCV puts MVN's eps inside the square root; with eps 1e-9 and outputs of
 unit scale that changes nothing at this tolerance."""
@@ -13,9 +13,9 @@ import torch
 from eigen_depth.caffe import read_prototxt
 from eigen_depth.net import CaffeNet
 from eigen_depth.testing import write_random_caffemodel
+from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEPLOY_NETS = sorted(glob.glob(os.path.join(ROOT, "prototxt", "*", "*", "net_deploy.prototxt")))
+DEPLOY_NETS = sorted(glob.glob(os.path.join(PROTOTXT_ROOT, "*", "*", "net_deploy.prototxt")))
 
 
 def opencv_outputs(prototxt, weights, x, blob_names):
@@ -33,7 +33,7 @@ def opencv_outputs(prototxt, weights, x, blob_names):
 
 
 def test_every_thesis_network_is_checked():
-    families = {os.path.relpath(p, ROOT).split(os.sep)[1] for p in DEPLOY_NETS}
+    families = {os.path.relpath(p, PROTOTXT_ROOT).split(os.sep)[0] for p in DEPLOY_NETS}
     assert families == {"global_context", "gradient", "joint", "refining"}
     assert len(DEPLOY_NETS) == 13
 

@@ -1,4 +1,4 @@
-"""The thesis's networks in prototxt/ (REFERENCE.md section 3), checked by routes independent of eigen_depth.
+"""The thesis's networks in eigen_depth/prototxt/ (REFERENCE.md section 3), checked by routes independent of eigen_depth.
 
 1. Syntax: every file is parsed strictly (unknown fields and bad enum values fail) against the subset of
    Caffe's caffe.proto listed in CAFFE_FORMAT.md, built here as a protobuf descriptor.
@@ -19,8 +19,9 @@ import cv2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 
 from eigen_depth.caffe import read_prototxt, read_solver
+from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
-PROTOTXT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "prototxt")
+PROTOTXT = PROTOTXT_ROOT
 
 # (family, variant) -> the deploy net's outputs and their shapes (REFERENCE.md sections 1 and 3).
 DEPTH = {"depth": (1, 1, 27, 37)}

@@ -4,12 +4,9 @@
     python tools/convert_imageset.py ROOT LISTFILE DB [--resize_height H] [--resize_width W] [--gray]
                                      [--shuffle] [--encoded]
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eigen_depth.data.commands import convert_imageset_main  # noqa: E402
+from eigen_depth.data.commands import convert_imageset_main
 
 if __name__ == "__main__":
     sys.exit(convert_imageset_main())

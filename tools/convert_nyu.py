@@ -5,12 +5,9 @@
     python tools/convert_nyu.py nyu_depth_v2_labeled.mat splits.mat OUT [--split test|train|both] [--full]
                                 [--depth-format png8|png16mm]
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eigen_depth.data.commands import convert_nyu_main  # noqa: E402
+from eigen_depth.data.commands import convert_nyu_main
 
 if __name__ == "__main__":
     sys.exit(convert_nyu_main())

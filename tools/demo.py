@@ -24,9 +24,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from eigen_depth.experiment import RoomSets, constant_snapshot, last_snapshot, measure  # noqa: E402
+from eigen_depth.experiment import RoomSets, constant_snapshot, last_snapshot, measure
 
 SHARES = {"global": 0.45, "gradient": 0.15, "refine": 0.40}  # of the training minutes
 HELDOUT_ROOMS = 24

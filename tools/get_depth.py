@@ -5,12 +5,9 @@ section 4); see eigen_depth/evaluate.py.
 
     python tools/get_depth.py INPUT_DIR OUT_DIR SNAPSHOTS_DIR [--log] [--png16] [--npy] [options]
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eigen_depth.evaluate import tool_main  # noqa: E402
+from eigen_depth.evaluate import tool_main
 
 if __name__ == "__main__":
     sys.exit(tool_main("get_depth", description=" ".join(__doc__.split("\n\n")[0].split())))

@@ -34,11 +34,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eigen_depth import images  # noqa: E402
-from eigen_depth.errors import OutputError, exit_status  # noqa: E402
-from eigen_depth.constants import (GT_HEIGHT, GT_WIDTH, MOTORCYCLE_BASELINE_MM, MOTORCYCLE_DOFFS_PX,  # noqa: E402
+from eigen_depth import images
+from eigen_depth.errors import OutputError, exit_status
+from eigen_depth.constants import (GT_HEIGHT, GT_WIDTH, MOTORCYCLE_BASELINE_MM, MOTORCYCLE_DOFFS_PX,
                                    MOTORCYCLE_FOCAL_PX, NYU_DEPTH_FLOOR_TENTH_M, DEPTH_UNIT_M)
 
 CROP_TOP = 90                                   # (500 - 320) / 2

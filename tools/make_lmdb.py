@@ -3,12 +3,9 @@
 
     python tools/make_lmdb.py PAIRS_DIR OUT
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eigen_depth.data.commands import make_lmdb_main  # noqa: E402
+from eigen_depth.data.commands import make_lmdb_main
 
 if __name__ == "__main__":
     sys.exit(make_lmdb_main())

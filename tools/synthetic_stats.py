@@ -9,10 +9,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eigen_depth.data.synthetic import depth_statistics  # noqa: E402
-from eigen_depth.errors import exit_status  # noqa: E402
+from eigen_depth.data.synthetic import depth_statistics
+from eigen_depth.errors import exit_status
 
 
 def _positive(text):

@@ -4,12 +4,9 @@ GT in GT_DIR, as the thesis's test_depth did (REFERENCE.md section 4); see eigen
 
     python tools/test_depth.py INPUT_DIR GT_DIR OUT_DIR SNAPSHOTS_DIR [--log] [options]
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eigen_depth.evaluate import tool_main  # noqa: E402
+from eigen_depth.evaluate import tool_main
 
 if __name__ == "__main__":
     sys.exit(tool_main("test_depth", description=" ".join(__doc__.split("\n\n")[0].split())))

@@ -4,12 +4,9 @@ gradientFilter applied to the 320x420 GT; RMSE and MVN error (REFERENCE.md secti
 
     python tools/test_grad.py INPUT_DIR GT_DIR OUT_DIR SNAPSHOTS_DIR [options]
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from eigen_depth.evaluate import tool_main  # noqa: E402
+from eigen_depth.evaluate import tool_main
 
 if __name__ == "__main__":
     sys.exit(tool_main("test_grad", description=" ".join(__doc__.split("\n\n")[0].split())))

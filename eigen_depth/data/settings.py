@@ -6,7 +6,7 @@ them before building a net (the training command does this from its options).
     data.set_data_root("/data/nyu")                     # `source: "train_color_298x218"` -> /data/nyu/...
     data.configure(kind="pairs", shuffle=True, seed=3)  # folders of *_colors/*_depth pairs instead of LMDBs
     with data.using(kind="synthetic", synthetic_count=500):
-        net = CaffeNet("prototxt/global_context/norm/net_train.prototxt", "TRAIN")
+        net = CaffeNet("eigen_depth/prototxt/global_context/norm/net_train.prototxt", "TRAIN")
 """
 import contextlib
 import dataclasses
