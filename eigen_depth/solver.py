@@ -25,6 +25,7 @@ from collections import deque
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .caffe import array_to_blob, blob_to_array, read_solverstate, read_solver, schema, write_solverstate
 from .caffe.io import read_prototxt
 from .errors import CaffemodelError, EigenDepthError, OutputError, PrototxtError
@@ -413,8 +414,8 @@ class Solver:
             state.history.append(array_to_blob(history.detach().cpu().numpy()))
         write_solverstate(state, base + ".solverstate")
         if self.deploy:
-            shutil.copyfile(self.deploy, base + ".prototxt.part")
-            os.replace(base + ".prototxt.part", base + ".prototxt")
+            with open(self.deploy, "rb") as source, atomic_write(base + ".prototxt") as handle:
+                shutil.copyfileobj(source, handle)
         if self.distributed:
             import torch.distributed as dist
             dist.barrier()
