@@ -105,10 +105,9 @@ class TrainingLog:
 
 def plot_loss_curve(rows, tests, path, title="training loss"):
     """Loss (raw and smoothed) against iteration, test values as markers; written atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    from matplotlib.figure import Figure  # a figure of its own: pyplot's global backend and state stay untouched
+    figure = Figure(figsize=(7, 4), dpi=100)
+    axes = figure.subplots()
     if rows:
         import numpy as np
         iterations = [int(r["iteration"]) for r in rows]
@@ -132,5 +131,4 @@ def plot_loss_curve(rows, tests, path, title="training loss"):
     figure.tight_layout()
     with atomic_write(path, "wb") as handle:
         figure.savefig(handle, format="png")
-    plt.close(figure)
     return path

@@ -44,3 +44,21 @@ def test_resumed_log_keeps_the_rows_before_the_resumed_iteration(tmp_path):
     feed(resumed, range(4, 7))
     resumed.close()
     assert [r["iteration"] for r in rows(tmp_path)] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_the_loss_plot_leaves_matplotlibs_global_state_alone(tmp_path, monkeypatch):
+    import cv2
+    import matplotlib
+
+    from eigen_depth.training_log import plot_loss_curve
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("library code switched matplotlib's process-wide backend")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    backend = matplotlib.get_backend()
+    rows = [{"iteration": str(i), "loss": str(10.0 / i), "smoothed_loss": str(10.0 / i)} for i in range(1, 30)]
+    path = plot_loss_curve(rows, [(10, {"test loss": 1.5})], str(tmp_path / "loss.png"))
+    image = cv2.imread(path)
+    assert image.shape == (400, 700, 3) and image.std() > 0
+    assert matplotlib.get_backend() == backend
