@@ -63,7 +63,7 @@ def _time(parser):
     parser.add_argument("--forward-only", action="store_true", help="skip the backward timings")
 
     def run(args):
-        from .compat import resolve_device
+        from .devices import resolve_device
         from .timing import time_model
         print(time_model(args.model, args.weights, args.iterations, args.batch, resolve_device(args.device),
                          backward=not args.forward_only))
@@ -85,7 +85,7 @@ def _train(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
 
     def run(args):
-        from .compat import resolve_device
+        from .devices import resolve_device
         from .train import run_training
         run_training(args.solver, args.weights, args.snapshot, resolve_device(args.device), args.data_root,
                      args.data, progress=not args.no_progress, max_iter=args.iters)
@@ -112,7 +112,7 @@ def _test(parser):
     parser.add_argument("--data", choices=["lmdb", "pairs", "synthetic"])
 
     def run(args):
-        from .compat import resolve_device
+        from .devices import resolve_device
         from .train import run_test
         run_test(args.model, args.weights, args.iterations, resolve_device(args.device), args.data_root, args.data)
         return 0

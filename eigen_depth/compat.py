@@ -16,6 +16,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from . import devices
 from .caffe.schema import TEST, TRAIN
 from .net import CaffeNet, parse_phase
 
@@ -38,15 +39,11 @@ def set_device(device_id):
 
 
 def resolve_device(device=None):
-    """A torch.device from 'auto', 'cpu', 'cuda', 'cuda:1', None (pycaffe's mode) or a device."""
+    """A torch.device from 'auto', 'cpu', 'cuda', 'cuda:1', None (pycaffe's mode: set_mode_gpu /
+    set_device) or a device; a GPU torch cannot see is a DeviceError (also a RuntimeError)."""
     if device is None:
         device = f"cuda:{_MODE['device_id']}" if _MODE["gpu"] else "cpu"
-    if isinstance(device, str) and device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was requested but torch sees no GPU: use the CPU (set_mode_cpu / --device cpu)")
-    return device
+    return devices.resolve_device(device)
 
 
 class _WriteThrough(np.ndarray):

@@ -49,3 +49,9 @@ def exit_status(prog, action, interrupted="interrupted"):
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return 130
     return 2
+
+
+def warn(message):
+    """A warning line on stderr (the command goes on)."""
+    import sys
+    print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -97,3 +97,17 @@ def record_names(folder, names):
     with atomic_write(os.path.join(folder, RECORD), "w") as handle:
         json.dump(data, handle, indent=1)
         handle.write("\n")
+
+
+def output_name(stem, kind, attempt=0):
+    """The original's output names: `a_colors` -> `a_depth` / `a_gt` / `a_grad1`; a stem without
+    `_colors` gets `colors` replaced, or `_<kind>` appended (the original would have overwritten the
+    input's own output there). When that name is taken (attempt 1, 2, ...): `a_colors_depth`,
+    `a_colors_depth_2`, ..."""
+    if attempt:
+        return f"{stem}_{kind}" + (f"_{attempt}" if attempt > 1 else "")
+    if "_colors" in stem:
+        return stem.replace("_colors", "_" + kind)
+    if "colors" in stem:
+        return stem.replace("colors", kind)
+    return f"{stem}_{kind}"

@@ -127,11 +127,12 @@ class DepthPredictor:
     """
 
     def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order="rgb"):
-        from .evaluate import Snapshot, device_option, load_model
+        from .devices import resolve_device
+        from .inference import Snapshot, load_model
         for path, what in ((prototxt, "deploy prototxt (--model)"), (weights, "caffemodel (--weights)")):
             if not os.path.isfile(path):
                 raise DatasetError(f"{path}: no such file (the {what})")
-        self.device = device_option(device) if isinstance(device, str) else device
+        self.device = resolve_device(device) if isinstance(device, str) else device
         name = os.path.splitext(os.path.basename(weights))[0]
         self.model = load_model(Snapshot(name, os.fspath(weights), os.fspath(prototxt)), self.device,
                                 output_blob, "depth")
@@ -144,7 +145,7 @@ class DepthPredictor:
 
     def net_input(self, rgb):
         """float32 RGB in [0, 1] (H x W x 3) -> the net input (3, h, w) as the evaluator makes it."""
-        from .evaluate import preprocess
+        from .inference import preprocess
         chw = preprocess(rgb, *self.input_size)
         return np.ascontiguousarray(chw[::-1]) if self.channel_order == "bgr" else chw
 
@@ -173,7 +174,7 @@ def find_inputs(paths):
     this command wrote there on an earlier run, as its record lists them, are not inputs); a missing path
     or an empty folder is a DatasetError. Inputs whose outputs would clash (same stem) are kept once, with
     a warning."""
-    from .evaluate import unique_stems, find_images
+    from .inputs import find_images, unique_stems
     if not paths:
         raise DatasetError("no input: name image files or folders")
     found = []
@@ -235,8 +236,8 @@ def _prepare(predictor, stem, path, outputs, keep_colours):
 
 
 def output_paths(out_dir, stem, attempt=0, pointcloud=True):
-    """{kind: path} of one input's outputs (attempt: see evaluate.output_name)."""
-    from .evaluate import output_name
+    """{kind: path} of one input's outputs (attempt: see outputs.output_name)."""
+    from .outputs import output_name
     base = os.path.join(out_dir, output_name(stem, "depth", attempt))
     paths = {"npy": base + ".npy", "png16": base + "_mm.png", "color": base + "_color.png"}
     if pointcloud:
@@ -249,7 +250,7 @@ def plan_outputs(options, inputs):
     input's output takes is named after the whole input name, with a warning). OutputError, before anything
     is written, when an output would overwrite an input (the model and weights included) or, without
     --overwrite, a file in --out that this command did not write."""
-    from .evaluate import warn
+    from .errors import warn
     plan, renamed = plan_names([stem for stem, _ in inputs], lambda stem, attempt: output_paths(
         options.out_dir, stem, attempt, options.pointcloud), {os.path.join(options.out_dir, RECORD)})
     paths = [path for outputs in plan.values() for path in outputs.values()]
@@ -288,7 +289,7 @@ def run(options):
     do not stop the others: they are named together in one DatasetError at the end."""
     from tqdm import tqdm
 
-    from .evaluate import default_batch_size
+    from .devices import default_batch_size
     if options.ply_format not in PLY_FORMATS:
         raise ValueError(f"ply_format must be one of {PLY_FORMATS}")
     inputs = find_inputs(options.inputs)

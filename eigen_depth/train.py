@@ -328,7 +328,7 @@ def staged_main(argv=None, prog=None):
     """tools/train.py's command line (also `eigen-depth train --stage ...`)."""
     import argparse
 
-    from .compat import resolve_device
+    from .devices import resolve_device
     parser = argparse.ArgumentParser(prog=prog, description="The thesis's staged training (global, gradient, refine).")
     parser.add_argument("--stage", required=True, choices=list(STAGES) + ["all"])
     parser.add_argument("--variant", help="loss variant of the stage (default: the thesis's final choice: "

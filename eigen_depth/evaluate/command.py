@@ -1,0 +1,88 @@
+"""The command lines of test_depth, get_depth and test_grad (tools/*.py and `eigen-depth test-depth`, ...)."""
+import argparse
+import re
+
+
+from ..constants import GT_HEIGHT, GT_WIDTH, PNG_COMPRESSION
+from ..errors import exit_status
+from .discovery import GT_FORMATS
+from .pipeline import Options, run
+
+
+def _size(text):
+    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
+    if not match or not all(int(v) > 0 for v in match.groups()):
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 320x420, not {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def add_arguments(parser, tool):
+    """The options of one tool (test_depth, get_depth, test_grad), shared by tools/ and the CLI."""
+    parser.add_argument("input_dir", help="folder with the input images" +
+                        (" (files named *colors*)" if tool != "get_depth" else " (any image files)"))
+    if tool != "get_depth":
+        parser.add_argument("gt_dir", help="folder with the GT depth images (a_colors.png -> a_depth.png)")
+    parser.add_argument("out_dir", help="output folder" + (": OUT_DIR_abs/<snapshot>/ gets the raw depth maps"
+                                                           if tool == "get_depth" else ""))
+    parser.add_argument("snaps_dir", help="folder with snapshots: X.caffemodel with its deploy X.prototxt")
+    if tool != "test_grad":
+        parser.add_argument("--log", action="store_true",
+                            help="the net predicts log depth L(d) = 0.179581 ln d + 1: map it back first")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=_positive, help="images per forward (default 8 on CPU, 32 on CUDA)")
+    parser.add_argument("--output-blob", help="the blob to evaluate (default: " +
+                        ("gradient" if tool == "test_grad" else "depth-refine, else depth") + ", else the only output)")
+    parser.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
+                        help="channel order fed to the net (the original evaluator fed RGB; the training LMDBs "
+                             "were BGR)")
+    if tool != "get_depth":
+        parser.add_argument("--gt-format", choices=GT_FORMATS, default="png8",
+                            help="png8: pixel/255 = depth/10 m (the thesis's); png16mm: uint16 millimetres; "
+                                 "npy: float meters (a_depth.npy)")
+    parser.add_argument("--snapshots", metavar="GLOB", help="only snapshots whose file or name matches, "
+                                                            "e.g. '*_iter_*0000'")
+    parser.add_argument("--workers", type=_positive, help="threads for image decoding and PNG encoding")
+    parser.add_argument("--cache-mb", type=int, default=2048,
+                        help="memory for keeping prepared images between snapshots (default 2048)")
+    parser.add_argument("--png-compression", type=int, choices=range(10), default=PNG_COMPRESSION, metavar="0-9",
+                        help="zlib level of the written PNGs (default 8, the original's; the pixels are the same at "
+                             "any level, 3 writes about 5x faster)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    if tool == "test_depth":
+        parser.add_argument("--no-images", dest="write_images", action="store_false",
+                            help="metrics only: no per-image PNGs (results, per-image CSV and contact sheet stay)")
+        parser.add_argument("--sheet-images", type=int, default=6,
+                            help="images in each snapshot's contact sheet (0: none; default 6)")
+    if tool == "test_grad":
+        parser.add_argument("--no-images", dest="write_images", action="store_false", help="metrics only")
+    if tool == "get_depth":
+        parser.add_argument("--png16", action="store_true", help="also write <name>_depth_mm.png, uint16 millimetres")
+        parser.add_argument("--npy", action="store_true", help="also write <name>_depth.npy, float32 meters")
+        parser.add_argument("--size", type=_size, default=(GT_HEIGHT, GT_WIDTH),
+                            help="HEIGHTxWIDTH of the written maps (default 320x420, the original's)")
+    return parser
+
+
+def options_from_args(args, tool):
+    values = {k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__}
+    return Options(tool=tool, **values)
+
+
+def run_args(args, tool):
+    """Runs a tool from parsed arguments; returns the exit status."""
+    return run(options_from_args(args, tool)).status
+
+
+def tool_main(tool, argv=None, description=None):
+    """Entry point of tools/<tool>.py: errors a user can cause as one line on stderr, exit status 2."""
+    parser = argparse.ArgumentParser(prog=f"{tool}.py", description=description)
+    add_arguments(parser, tool)
+    args = parser.parse_args(argv)
+    return exit_status(tool, lambda: run_args(args, tool))

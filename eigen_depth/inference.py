@@ -1,0 +1,136 @@
+"""The inference core shared by the evaluator, `predict` and the export: a snapshot (caffemodel with its deploy
+prototxt) loaded as a CaffeNet on a device, the output blob chosen, and images prepared as the thesis's
+nets expect them (RGB resized to the input, x255 - 127, section 1 of docs/specification.md)."""
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import images
+from .constants import DEPTH_BLOBS, GRADIENT_BLOB, INPUT_BLOB, INPUT_MEAN, INPUT_SCALE
+from .devices import exact_float32
+from .errors import DatasetError, LayerError, ShapeError
+
+_ITERATION = re.compile(r"^(?P<prefix>.*?)_iter_(?P<iteration>\d+)$")
+
+
+@dataclass
+class Snapshot:
+    """A `<name>.caffemodel` and the deploy `<name>.prototxt` beside it."""
+    name: str
+    caffemodel: str
+    prototxt: str
+
+    @property
+    def iteration(self):
+        match = _ITERATION.match(self.name)
+        return int(match.group("iteration")) if match else None
+
+    @property
+    def series(self):
+        """The name without `_iter_N` (snapshots of one training run share it)."""
+        match = _ITERATION.match(self.name)
+        return match.group("prefix") if match else self.name
+
+
+class Model:
+    """A snapshot's CaffeNet on a device: predict(float32 (N, 3, h, w)) -> float32 numpy (N, C, oh, ow)."""
+
+    def __init__(self, net, input_name, output_name, device):
+        self.net, self.input_name, self.output_name, self.device = net, input_name, output_name, device
+        shape = net.blob_shapes[input_name]
+        self.input_size = (int(shape[2]), int(shape[3]))
+        self.output_shape = tuple(int(d) for d in net.blob_shapes[output_name][1:])
+        self._keep = output_name not in net.output_names
+
+    def predict(self, batch):
+        import torch
+        with torch.no_grad(), exact_float32(self.device):
+            tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+            blobs = self.net({self.input_name: tensor}, keep_blobs=self._keep)
+            return blobs[self.output_name].detach().to("cpu", torch.float32).contiguous().numpy()
+
+
+def choose_output(net, requested, kind):
+    """The blob to evaluate: --output-blob, else `depth-refine` / `depth` (test_depth, get_depth) or
+    `gradient` (test_grad) among the net's outputs, else its only output."""
+    outputs = list(net.output_names)
+    if requested:
+        if requested not in net.blob_shapes:
+            raise LayerError(f"{net.source}: has no blob '{requested}' (outputs: {', '.join(outputs)})")
+        name = requested
+    else:
+        preferred = (GRADIENT_BLOB,) if kind == "gradient" else DEPTH_BLOBS
+        name = next((b for b in preferred if b in outputs), None)
+        if name is None and len(outputs) == 1:
+            name = outputs[0]
+        if name is None:
+            raise LayerError(f"{net.source}: cannot tell which output to evaluate among {', '.join(outputs)}: "
+                             f"name it with --output-blob")
+    shape = tuple(net.blob_shapes[name])
+    channels = 2 if kind == "gradient" else 1
+    if len(shape) != 4 or shape[1] != channels:
+        raise ShapeError(f"{net.source}: blob '{name}' has shape {shape}; a {kind} map needs (N, {channels}, H, W)"
+                         f"{'' if requested else ' (choose another with --output-blob)'}")
+    return name
+
+
+def load_model(snapshot, device, output_blob=None, kind="depth", cache=None):
+    """Builds the snapshot's deploy net in the TEST phase, loads its weights (every layer with weights must
+    find them in the caffemodel: a mismatching prototxt is an error, not random weights) and moves it to
+    `device`. Raises EigenDepthError with a one-line reason. cache: a ModelLoader whose last net is reused
+    when the prototxt is the same (only the weights are replaced)."""
+    import torch
+
+    from .caffe import read_net
+    from .caffe.io import read_text
+    from .net import CaffeNet
+    if not os.path.isfile(snapshot.prototxt):
+        raise DatasetError(f"no {os.path.basename(snapshot.prototxt)} beside {os.path.basename(snapshot.caffemodel)} "
+                           f"(the deploy definition it was trained with)")
+    key = (read_text(snapshot.prototxt), str(device))
+    net = cache.net if cache is not None and cache.key == key else None
+    if net is None:
+        if cache is not None:
+            cache.key = cache.net = None
+        net = CaffeNet(read_net(snapshot.prototxt), phase="TEST", source=snapshot.prototxt, fill=False)
+        inputs = list(net.input_names)
+        if INPUT_BLOB not in inputs and len(inputs) != 1:
+            raise ShapeError(f"{snapshot.prototxt}: needs one image input (named {INPUT_BLOB}), has {inputs or 'none'}")
+        shape = tuple(net.blob_shapes[INPUT_BLOB if INPUT_BLOB in inputs else inputs[0]])
+        if len(shape) != 4 or shape[1] != 3:
+            raise ShapeError(f"{snapshot.prototxt}: input has shape {shape}, not (N, 3, H, W)")
+        net.eval()
+        net.to(device)
+    name = choose_output(net, output_blob, kind)
+    if cache is not None:
+        cache.key = None          # until the weights are in
+    net.copy_from(snapshot.caffemodel, strict=True)
+    # NHWC convolutions are markedly faster on CPU (same values up to float rounding).
+    net.to(memory_format=torch.channels_last)
+    if cache is not None:
+        cache.key, cache.net = key, net
+    inputs = list(net.input_names)
+    return Model(net, INPUT_BLOB if INPUT_BLOB in inputs else inputs[0], name, device)
+
+
+class ModelLoader:
+    """The default loader of a run: load_model keeping the last net, so that snapshots of one training run
+    (same prototxt) build it once."""
+
+    def __init__(self):
+        self.key = self.net = None
+
+    def __call__(self, snapshot, device, output_blob=None, kind="depth"):
+        return load_model(snapshot, device, output_blob, kind, cache=self)
+
+
+def preprocess(rgb, height, width):
+    """float32 RGB in [0, 1] (HxWx3) -> the net input (3, height, width), RGB: bilinear resize, x255 - 127,
+    in float32 as the original."""
+    resized = images.resize_bilinear(rgb, height, width)
+    chw = np.ascontiguousarray(np.transpose(resized, (2, 0, 1))) * np.float32(INPUT_SCALE)
+    chw -= np.float32(INPUT_MEAN)
+    return chw
