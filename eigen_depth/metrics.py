@@ -46,7 +46,8 @@ def thesis_metrics(output_m, gt_m):
     """The ten metrics of REFERENCE.md section 4 per image: {name: (N,)} in THESIS_METRICS order.
 
     o = output, g = GT (meters), m = 1/255:
-    AbsRelDiff mean(|o - g| / max(g, m)); SqrRelDiff mean((o - g)^2 / max(g, m)); RMSE sqrt(mean((o - g)^2));
+    AbsRelDiff mean(|o - g'| / g') and SqrRelDiff mean((o - g')^2 / g') with g' = max(g, m) (the original used
+    the clamped GT in the difference too); RMSE sqrt(mean((o - g)^2));
     RMSELog sqrt(mean(D^2)) and SIMSE mean(D^2) - (sum D)^2 / n^2 with D = 10 L(o / 10) - 10 L(g / 10);
     Log10 mean(|log10 max(o, m) - log10 max(g, m)|); MVN the RMSE of the two maps normalised to zero mean
     and unit (population) std; Threshold t the fraction of pixels with max(o'/g', g'/o') < t,
@@ -59,8 +60,9 @@ def thesis_metrics(output_m, gt_m):
     square = diff * diff
     g_floor = np.maximum(g, floor)
     result = {}
-    result["AbsRelDiff"] = _mean(np.abs(diff) / g_floor)
-    result["SqrRelDiff"] = _mean(square / g_floor)
+    clamped_diff = o - g_floor
+    result["AbsRelDiff"] = _mean(np.abs(clamped_diff) / g_floor)
+    result["SqrRelDiff"] = _mean(clamped_diff * clamped_diff / g_floor)
     result["RMSE"] = np.sqrt(_mean(square))
     # One logarithm per map: ln max(x, m) serves Log10, and since ln is monotonic,
     # ln max(x / 10, m) = max(ln max(x, m), ln 10m) - ln 10 serves D (the ln 10 cancels in the difference).

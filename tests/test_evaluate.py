@@ -1,7 +1,7 @@
 """The snapshot evaluator end to end (tools/test_depth.py, get_depth.py, test_grad.py; REFERENCE.md section 4).
 
-The truth is `reference_test_depth` / `reference_test_grad` below: the original's per-image algorithm written
-out from REFERENCE.md section 4 (scikit-image read and resize, x255 - 127, one forward per image with
+The truth is `eigen_depth.original.test_depth` (imported as reference_test_depth) and `reference_test_grad`
+below: the original's per-image algorithm written out from REFERENCE.md section 4 (scikit-image read and resize, x255 - 127, one forward per image with
 OpenCV's dnn, scipy's zoom on (1, 1, h, w), the metrics in NumPy float32, the MVN fit, V(d), uint8
 truncation and cv2.imwrite). The evaluator runs batched, threaded and vectorised; with the same forward
 (OpenCV's, injected) it must give the same metrics and the same PNG pixels, and with its own (torch) forward
@@ -27,6 +27,9 @@ import skimage.transform
 import skimage.util
 
 from eigen_depth import cli, evaluate
+from eigen_depth.original import cv2_forward_of, imwrite, load, visual
+from eigen_depth.original import metrics as original_metrics
+from eigen_depth.original import test_depth as reference_test_depth
 from eigen_depth.errors import ShapeError
 from eigen_depth.testing import write_random_caffemodel
 
@@ -133,90 +136,6 @@ def cv2_loader(layer, fail_for=()):
     return load
 
 
-def load_image(path):
-    """pycaffe's caffe.io.load_image: float32 in [0, 1], gray tiled to 3 channels, alpha dropped."""
-    image = skimage.util.img_as_float(skimage.io.imread(path)).astype(np.float32)
-    if image.ndim == 2:
-        image = np.tile(image[:, :, np.newaxis], (1, 1, 3))
-    elif image.shape[2] == 4:
-        image = image[:, :, :3]
-    return image
-
-
-def load(path, channels, width, height):
-    image = skimage.transform.resize(load_image(path), (height, width, channels), order=1, mode="constant",
-                                     anti_aliasing=False)
-    return np.reshape(np.transpose(image, (2, 0, 1)), (1, channels, height, width))
-
-
-def log_depth(depth):
-    return 0.179581 * np.log(np.maximum(depth, 1.0 / 255.0)) + 1
-
-
-def original_metrics(out, gt):
-    """The ten metrics exactly as REFERENCE.md section 4 defines them, NumPy on the given arrays."""
-    m = 1.0 / 255.0
-    gt_m, out_m = np.maximum(gt, m), np.maximum(out, m)
-    d = out - gt
-    abs_rel = np.mean(np.absolute(d) / gt_m)
-    sqr_rel = np.mean(d * d / gt_m)
-    rmse = np.sqrt(np.mean(d * d))
-    dl = log_depth(out / 10.0) * 10.0 - log_depth(gt / 10.0) * 10.0
-    rmse_log = np.sqrt(np.mean(dl * dl))
-    simse = np.mean(dl * dl) - dl.sum() * dl.sum() / float(dl.size * dl.size)
-    log10 = np.mean(np.absolute(np.log10(out_m) - np.log10(gt_m)))
-    o = (out - np.mean(out)) / np.std(out)
-    g = (gt - np.mean(gt)) / np.std(gt)
-    mvn = np.sqrt(np.mean((o - g) ** 2))
-    ratio = np.maximum(out_m / gt_m, gt_m / out_m)
-    thresholds = [np.where(ratio < t)[0].size / float(gt.size) for t in (1.25, 1.25 ** 2, 1.25 ** 3)]
-    return [abs_rel, sqr_rel, rmse, rmse_log, simse, log10, mvn] + thresholds
-
-
-def visual(depth):
-    return np.clip(2 * 0.179581 * np.log(np.clip(depth, 0.001, 1000)) + 1, 0, 1)
-
-
-def imwrite(image, path, channels, width, height):
-    pixels = np.array(np.reshape(image, (height, width, channels)) * 255, dtype=np.uint8)
-    assert cv2.imwrite(str(path), pixels, [cv2.IMWRITE_PNG_COMPRESSION, 8])
-
-
-def reference_test_depth(input_dir, gt_dir, out_dir, snaps_dir, forward_of, log=False, channel_order="rgb"):
-    """The original test_depth: returns {snapshot: {image: [ten metrics]}} and writes the original's tree."""
-    results = {}
-    for name in sorted(n for n in os.listdir(snaps_dir) if n.endswith(".caffemodel")):
-        snap = name.replace(".caffemodel", "")
-        for folder in (os.path.join(out_dir, snap), os.path.join(out_dir + "_abs", snap)):
-            os.makedirs(folder)
-        forward = forward_of(os.path.join(snaps_dir, snap + ".prototxt"), os.path.join(snaps_dir, name))
-        results[snap] = {}
-        for file in sorted(f for f in os.listdir(input_dir) if "colors" in f):
-            gt = load(os.path.join(gt_dir, file.replace("colors", "depth")), 1, 420, 320)
-            x = load(os.path.join(input_dir, file), 3, 298, 218)
-            x *= 255
-            x -= 127
-            output = forward(x[:, ::-1] if channel_order == "bgr" else x)
-            if log:
-                output = np.exp((output - 1) / 0.179581)
-            output = scipy.ndimage.zoom(output, (1, 1, 320.0 / output.shape[2], 420.0 / output.shape[3]), order=3)
-            results[snap][file] = original_metrics(output * 10.0, gt * 10.0)
-            x += 127
-            x = x / 255.0
-            x = np.transpose(x, (0, 2, 3, 1))[:, :, :, (2, 1, 0)]
-            absolute = output.copy()
-            output -= output.mean()
-            output /= output.std()
-            output *= gt.std()
-            output += gt.mean()
-            stem = os.path.splitext(file)[0]
-            for folder, depth in ((os.path.join(out_dir, snap), output), (os.path.join(out_dir + "_abs", snap), absolute)):
-                imwrite(x, os.path.join(folder, stem + ".png"), 3, 298, 218)
-                imwrite(visual(depth), os.path.join(folder, stem.replace("_colors", "_depth") + ".png"), 1, 420, 320)
-                imwrite(visual(gt), os.path.join(folder, stem.replace("_colors", "_gt") + ".png"), 1, 420, 320)
-    return results
-
-
 def reference_top(results):
     """The original's ranking of the averaged metrics: ascending, reversed for the thresholds."""
     averages = {s: np.mean(list(images.values()), axis=0) for s, images in results.items()}
@@ -225,10 +144,6 @@ def reference_top(results):
         ranked = sorted(averages, key=lambda s: averages[s][i])
         tops[title] = list(reversed(ranked)) if i > 6 else ranked
     return averages, tops
-
-
-def cv2_forward_of(layer):
-    return lambda prototxt, caffemodel: Cv2Forward(prototxt, caffemodel, layer)
 
 
 # ============================================================================================ helpers

@@ -39,11 +39,12 @@ def test_the_ten_metrics_on_a_2x2_map():
 
 
 def test_the_ten_metrics_clamp_zeros_at_one_255th_as_the_original():
-    # g = 0 and 1 m, o = 0.5 and 0 m: g' = 1/255 and 1, o' = 0.5 and 1/255 (meters);
+    # g = 0 and 1 m, o = 0.5 and 0 m: g' = 1/255 and 1, o' = 0.5 and 1/255 (meters); AbsRelDiff and SqrRelDiff
+    # take the clamped g' in the difference too: |0.5 - 1/255| / (1/255) = 126.5;
     # for D the clamp is on depth/10: o/10 = .05 and 1/255, g/10 = 1/255 and .1.
     got = single(metrics.thesis_metrics(np.array([[0.5, 0.0]]), np.array([[0.0, 1.0]])))
-    assert got["AbsRelDiff"] == pytest.approx((0.5 * 255 + 1.0) / 2, rel=1e-12)                      # 64.25
-    assert got["SqrRelDiff"] == pytest.approx((0.25 * 255 + 1.0) / 2, rel=1e-12)
+    assert got["AbsRelDiff"] == pytest.approx((126.5 + 1.0) / 2, rel=1e-12)                          # 63.75
+    assert got["SqrRelDiff"] == pytest.approx(((0.5 - 1 / 255) ** 2 * 255 + 1.0) / 2, rel=1e-12)
     assert got["RMSE"] == pytest.approx(math.sqrt((0.25 + 1.0) / 2), rel=1e-12)
     d = [K * math.log(0.05 * 255), K * math.log((1 / 255) / 0.1)]
     assert got["RMSELog"] == pytest.approx(math.sqrt((d[0] ** 2 + d[1] ** 2) / 2), rel=1e-12)
