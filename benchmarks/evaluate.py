@@ -1,5 +1,5 @@
 """Times the snapshot evaluator (eigen_depth.evaluate, i.e. tools/test_depth.py) against a reference pipeline
-that follows the original test_depth's per-image algorithm (the thesis, section 4), on the same snapshot and
+that follows the original test_depth's per-image algorithm (docs/specification.md section 4), on the same snapshot and
 images in one run, and checks that both give the same ten metrics.
 
     python benchmarks/evaluate.py [--images 48] [--net refining/norm_abs] [--repeat 2] [--keep DIR]

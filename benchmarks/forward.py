@@ -1,4 +1,4 @@
-"""Forward speed of the thesis's refining deploy net (the thesis, section 3.4) on random weights: eigen_depth
+"""Forward speed of the thesis's refining deploy net (docs/specification.md section 3.4) on random weights: eigen_depth
 against OpenCV's Caffe runtime (cv2.dnn) and, when it is installed, onnxruntime on our ONNX export,
 side by side in one run, at batch 1 and batch 16.
 

@@ -1,4 +1,4 @@
-"""Times loading a thesis-size caffemodel (the refining net of the thesis, section 3.4, random weights, ~290 MB):
+"""Times loading a thesis-size caffemodel (the refining net of docs/specification.md section 3.4, random weights, ~290 MB):
 eigen_depth.caffe.load_weights against cv2.dnn.readNetFromCaffe on the same file, in one run.
 
     python benchmarks/load_caffemodel.py [--repeat 5] [--keep DIR]

@@ -1,4 +1,4 @@
-"""Time of one refining-stage training iteration (the thesis, section 3.4, norm_abs, batch 16) on this machine:
+"""Time of one refining-stage training iteration (docs/specification.md section 3.4, norm_abs, batch 16) on this machine:
 forward + backward + SGD update, frozen global/gradient branches under no_grad, data prefetched by the
 Data layers from LMDBs of synthetic scenes.
 

@@ -1,24 +1,24 @@
-"""The thesis's numbers in one place, each with the section of the thesis it comes from.
+"""The thesis's numbers in one place, each with the section of docs/specification.md it comes from.
 
-Units: `*_TENTH_M` values are in the networks' unit, depth in meters / 10 (the thesis, section 1).
+Units: `*_TENTH_M` values are in the networks' unit, depth in meters / 10 (docs/specification.md section 1).
 """
 
-# -- Network input (the thesis, section 1) -------------------------------------------------------------
+# -- Network input (docs/specification.md section 1) -------------------------------------------------------------
 INPUT_BLOB = "X"                      # section 1: network input blob
 INPUT_HEIGHT, INPUT_WIDTH = 218, 298  # section 1: (N, 3, 218, 298)
 INPUT_SCALE = 255.0                   # section 1: float RGB in [0, 1] times 255 ...
 INPUT_MEAN = 127.0                    # section 1: ... minus 127, one mean value for all channels
 
-# -- Depth encoding (the thesis, section 1) ------------------------------------------------------------
+# -- Depth encoding (docs/specification.md section 1) ------------------------------------------------------------
 DEPTH_UNIT_M = 10.0                   # section 1: the networks' depth and the 8-bit PNGs are meters / 10
 LOG_DEPTH_SCALE = 0.179581            # section 1: L(d) = 0.179581 * ln(d) + 1
 LOG_DEPTH_SHIFT = 1.0                 # section 1
 
-# -- Output blobs (the thesis, sections 1 and 4) -------------------------------------------------------
+# -- Output blobs (docs/specification.md sections 1 and 4) -------------------------------------------------------
 DEPTH_BLOBS = ("depth-refine", "depth")  # section 4: refining nets first, then global / joint nets
 GRADIENT_BLOB = "gradient"               # section 1: the gradient nets' 2-channel output
 
-# -- The evaluator test_depth (the thesis, section 4) --------------------------------------------------
+# -- The evaluator test_depth (docs/specification.md section 4) --------------------------------------------------
 GT_HEIGHT, GT_WIDTH = 320, 420        # section 4: GT resized to (320, 420); outputs zoomed to 320x420
 RESIZE_ORDER = 1                      # section 4: skimage resize, bilinear, mode 'constant', no anti-aliasing
 ZOOM_ORDER = 3                        # section 4: scipy.ndimage.zoom, cubic spline
@@ -34,7 +34,7 @@ THESIS_METRICS = ("AbsRelDiff", "SqrRelDiff", "RMSE", "RMSELog", "SIMSE", "Log10
                   "Threshold 1.25", "Threshold 1.25^2", "Threshold 1.25^3")
 THESIS_HIGHER_IS_BETTER = (False,) * 7 + (True,) * 3
 
-# -- test_grad (the thesis, sections 3.2 and 4) --------------------------------------------------------
+# -- test_grad (docs/specification.md sections 3.2 and 4) --------------------------------------------------------
 GRADIENT_GT_HEIGHT, GRADIENT_GT_WIDTH = 318, 418  # section 4: the 3x3 filter on the 320x420 GT, no padding
 # section 3.2: gradientFilter kernels (cross-correlation, as Caffe's Convolution): channel 0 = vertical
 # change (rows -1, 0, +1), channel 1 = horizontal change (columns -1, 0, +1).
@@ -47,10 +47,10 @@ STANDARD_MIN_DEPTH_M, STANDARD_MAX_DEPTH_M = 1e-3, 10.0  # valid GT range, inclu
 STANDARD_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
 STANDARD_HIGHER_IS_BETTER = (False,) * 6 + (True,) * 3
 
-# -- NYU test images (the thesis, section 5) -----------------------------------------------------------
+# -- NYU test images (docs/specification.md section 5) -----------------------------------------------------------
 NYU_DEPTH_FLOOR_TENTH_M = 0.025559    # section 5: depth/10 clipped below at 0.025559 before *255
 
-# -- Middlebury 2014 motorcycle in scikit-image, downsampled 4x (the thesis, section 6) -----------------
+# -- Middlebury 2014 motorcycle in scikit-image, downsampled 4x (docs/specification.md section 6) -----------------
 MOTORCYCLE_FOCAL_PX = 994.978
 MOTORCYCLE_DOFFS_PX = 31.086
 MOTORCYCLE_BASELINE_MM = 193.001

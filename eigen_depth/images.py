@@ -1,4 +1,4 @@
-"""Image reading, resizing and writing exactly as the thesis's evaluator did (REFERENCE.md section 4).
+"""Image reading, resizing and writing exactly as the thesis's evaluator did (docs/specification.md section 4).
 
 The original read images with pycaffe's `caffe.io.load_image` (scikit-image, float in [0, 1], stored as
 float32; gray repeated to 3 channels, alpha dropped), resized them with
@@ -152,7 +152,7 @@ def zoom_cubic(batch, height=GT_HEIGHT, width=GT_WIDTH):
 
 # -- Writing --------------------------------------------------------------------------------------------
 def depth_to_unit(depth_tenth_m):
-    """V(d) of REFERENCE.md section 4 on depth in meters / 10, in float32 exactly as the original:
+    """V(d) of docs/specification.md section 4 on depth in meters / 10, in float32 exactly as the original:
     clip(2 * 0.179581 * ln(clip(d, 0.001, 1000)) + 1, 0, 1)."""
     depth = np.clip(np.asarray(depth_tenth_m, dtype=np.float32), VIS_DEPTH_MIN, VIS_DEPTH_MAX)
     return np.clip(VIS_LOG_SCALE * np.log(depth) + 1, 0, 1)

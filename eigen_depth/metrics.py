@@ -1,4 +1,4 @@
-"""Depth metrics, vectorised over a batch: the thesis's ten (REFERENCE.md section 4) and the standard NYU set.
+"""Depth metrics, vectorised over a batch: the thesis's ten (docs/specification.md section 4) and the standard NYU set.
 
 Every function takes predictions and ground truth of shape (N, H, W) (or (H, W) for one image) in meters
 and returns {metric name: float64 array (N,)} with one value per image; average over images for a
@@ -43,7 +43,7 @@ def log_depth(depth_tenth_m):
 
 
 def thesis_metrics(output_m, gt_m):
-    """The ten metrics of REFERENCE.md section 4 per image: {name: (N,)} in THESIS_METRICS order.
+    """The ten metrics of docs/specification.md section 4 per image: {name: (N,)} in THESIS_METRICS order.
 
     o = output, g = GT (meters), m = 1/255:
     AbsRelDiff mean(|o - g'| / g') and SqrRelDiff mean((o - g')^2 / g') with g' = max(g, m) (the original used
@@ -110,7 +110,7 @@ def _mvn_rows(o, g):
 
 
 def gradient_metrics(output, gt):
-    """test_grad's two metrics per map: {"RMSE": (N,), "MVN": (N,)} (REFERENCE.md section 4)."""
+    """test_grad's two metrics per map: {"RMSE": (N,), "MVN": (N,)} (docs/specification.md section 4)."""
     return {"RMSE": rmse(output, gt), "MVN": mvn_error(output, gt)}
 
 

@@ -1,7 +1,7 @@
 """Depth for any photo: `eigen-depth predict IMAGE_OR_DIR... --model DEPLOY.prototxt --weights W.caffemodel`.
 
 Each image (PNG, JPEG, TIFF, ...; gray, RGB, RGBA, 8 or 16 bits; any size) goes through the evaluator's
-steps (REFERENCE.md sections 1 and 4): read as float RGB in [0, 1] the pycaffe way, resized to the net's
+steps (docs/specification.md sections 1 and 4): read as float RGB in [0, 1] the pycaffe way, resized to the net's
 input bilinearly, x255 - 127; the depth blob (`depth-refine`, else `depth`) mapped back from log depth
 with --log; upsampled to the image's own resolution by scipy.ndimage.zoom's cubic spline; times 10 to
 meters. Written per image into --out (names as get_depth's: `a_colors.png` -> `a_depth...`):
@@ -115,7 +115,7 @@ def colour_depth_png(depth_m, max_depth_m=None, compression=3):
 
 # =========================================================================================== the network
 def from_log_depth(log_depth):
-    """The inverse of L(d) = 0.179581 ln(d) + 1 (REFERENCE.md section 1), in float32 as the evaluator."""
+    """The inverse of L(d) = 0.179581 ln(d) + 1 (docs/specification.md section 1), in float32 as the evaluator."""
     return np.exp((np.asarray(log_depth, dtype=np.float32) - LOG_DEPTH_SHIFT) / LOG_DEPTH_SCALE)
 
 

@@ -1,5 +1,5 @@
 """Training as Caffe did it: `caffe train` / `caffe test` (run_training, run_test) and the thesis's staged
-procedure (train_stage, train_all: REFERENCE.md section 3).
+procedure (train_stage, train_all: docs/specification.md section 3).
 
 Stages: (1) global context net from AlexNet's conv1-conv5 (by layer name); (2) gradient net from AlexNet's
 conv1; (3) the refining net with stage 1's weights by name, stage 2's with conv1 -> conv1-grad, AlexNet's
@@ -70,7 +70,7 @@ def copy_weights(net, sources):
 
 
 def set_gradient_filter(net):
-    """Writes the fixed GT-gradient kernels (REFERENCE.md 3.2) into every `gradientFilter` layer."""
+    """Writes the fixed GT-gradient kernels (docs/specification.md 3.2) into every `gradientFilter` layer."""
     for layer in net.layers:
         if layer.name == "gradientFilter":
             weight, *bias = layer.blobs
@@ -265,7 +265,7 @@ def stage_solver(stage, variant=None, out="train_out", iters=None, batch=None, s
 
 
 def stage_transfers(stage, variant, alexnet=None, global_snapshot=None, gradient_snapshot=None):
-    """(--weights list, [(caffemodel, {source: target})]) for a stage, from REFERENCE.md section 3."""
+    """(--weights list, [(caffemodel, {source: target})]) for a stage, from docs/specification.md section 3."""
     weights, transfers = [], []
     if stage in ("global", "joint") and alexnet:
         weights.append(alexnet)  # conv1-conv5 by name; AlexNet's fc layers are not in the net

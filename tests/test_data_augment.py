@@ -1,4 +1,4 @@
-"""The thesis's augmentation recipes (REFERENCE.md section 5): geometry on checkerboards (the same transform
+"""The thesis's augmentation recipes (docs/specification.md section 5): geometry on checkerboards (the same transform
 on colour and depth, depth divided by the scale, flips), the colour jitter by hand, the recipes' ranges,
 determinism under a seed, the folder tool."""
 import csv

@@ -1,4 +1,4 @@
-"""NYU Depth v2 converter (REFERENCE.md section 5) on small files written here in the labeled file's exact
+"""NYU Depth v2 converter (docs/specification.md section 5) on small files written here in the labeled file's exact
 layout: HDF5 (MATLAB v7.3) with images (N, 3, 640, 480) uint8 and depths (N, 640, 480) float32, i.e.
 MATLAB's 480x640 arrays seen transposed; splits.mat (v5) with one-based testNdxs / trainNdxs."""
 import os

@@ -1,7 +1,7 @@
-"""The snapshot evaluator end to end (tools/test_depth.py, get_depth.py, test_grad.py; REFERENCE.md section 4).
+"""The snapshot evaluator end to end (tools/test_depth.py, get_depth.py, test_grad.py; docs/specification.md section 4).
 
 The truth is `eigen_depth.original.test_depth` (imported as reference_test_depth) and `reference_test_grad`
-below: the original's per-image algorithm written out from REFERENCE.md section 4 (scikit-image read and resize, x255 - 127, one forward per image with
+below: the original's per-image algorithm written out from docs/specification.md section 4 (scikit-image read and resize, x255 - 127, one forward per image with
 OpenCV's dnn, scipy's zoom on (1, 1, h, w), the metrics in NumPy float32, the MVN fit, V(d), uint8
 truncation and cv2.imwrite). The evaluator runs batched, threaded and vectorised; with the same forward
 (OpenCV's, injected) it must give the same metrics and the same PNG pixels, and with its own (torch) forward

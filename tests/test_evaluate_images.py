@@ -1,4 +1,4 @@
-"""eigen_depth.images against the library calls the original made (REFERENCE.md section 4): scikit-image's
+"""eigen_depth.images against the library calls the original made (docs/specification.md section 4): scikit-image's
 resize, scipy's zoom as the original called it (on (1, 1, h, w) arrays), pycaffe's load_image channel rules,
 the uint8 truncation and V(d)."""
 import math

@@ -1,4 +1,4 @@
-"""tools/make_examples.py: the offline sample data in the thesis's test format (REFERENCE.md sections 4-6),
+"""tools/make_examples.py: the offline sample data in the thesis's test format (docs/specification.md sections 4-6),
 checked against scikit-image's Middlebury pair and its calibration directly."""
 import os
 import subprocess
@@ -38,7 +38,7 @@ def read(path):
 
 
 def expected_depth8(disparity):
-    """REFERENCE.md section 6: depth_mm = 193.001 * 994.978 / (d + 31.086); 8-bit = clip(m/10, .025559, 1) * 255,
+    """docs/specification.md section 6: depth_mm = 193.001 * 994.978 / (d + 31.086); 8-bit = clip(m/10, .025559, 1) * 255,
     truncated; no ground truth -> 0."""
     depth_m = 193.001 * 994.978 / (disparity.astype(np.float64) + 31.086) / 1000
     pixels = np.array(np.clip(depth_m / 10, 0.025559, 1) * 255, dtype=np.uint8)

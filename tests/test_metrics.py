@@ -1,4 +1,4 @@
-"""The metrics of eigen_depth.metrics against values worked out by hand on tiny arrays (REFERENCE.md section 4
+"""The metrics of eigen_depth.metrics against values worked out by hand on tiny arrays (docs/specification.md section 4
 for the thesis's ten; the usual NYU definitions for the standard ones)."""
 import math
 

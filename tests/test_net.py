@@ -330,7 +330,7 @@ layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 dim
 layer { name: "up" type: "Deconvolution" bottom: "x" top: "up"
         convolution_param { num_output: 2 group: 2 kernel_size: 2 stride: 2 bias_term: false weight_filler { type: "bilinear" } } }
 """
-    # 2016 bilinear formula for k = 2: f = 1, c = 0.5 -> weight [[1, 0], [0, 0]] (REFERENCE.md section 2)
+    # 2016 bilinear formula for k = 2: f = 1, c = 0.5 -> weight [[1, 0], [0, 0]] (docs/specification.md section 2)
     np.testing.assert_array_equal(net_from(text).layer_by_name("up").blobs[0].detach().numpy(),
                                   np.tile(np.array([[1, 0], [0, 0]], np.float32), (2, 1, 1, 1)))
     np.testing.assert_array_equal(net_from(text, bilinear="2017").layer_by_name("up").blobs[0].detach().numpy(),

@@ -1,13 +1,13 @@
-"""The thesis's networks in eigen_depth/prototxt/ (REFERENCE.md section 3), checked by routes independent of eigen_depth.
+"""The thesis's networks in eigen_depth/prototxt/ (docs/specification.md section 3), checked by routes independent of eigen_depth.
 
 1. Syntax: every file is parsed strictly (unknown fields and bad enum values fail) against the subset of
-   Caffe's caffe.proto listed in CAFFE_FORMAT.md, built here as a protobuf descriptor.
-2. Shapes: a small walker written here from Caffe's size rules (REFERENCE.md section 2) gives every blob's
+   Caffe's caffe.proto listed in docs/caffe_format.md, built here as a protobuf descriptor.
+2. Shapes: a small walker written here from Caffe's size rules (docs/specification.md section 2) gives every blob's
    and every weight's shape, for the deploy nets and for both phases of the training nets.
 3. OpenCV's dnn (an independent Caffe reader) runs every deploy net with random weights stored in a
-   caffemodel written here, and must produce the outputs of REFERENCE.md section 1 with those shapes.
+   caffemodel written here, and must produce the outputs of docs/specification.md section 1 with those shapes.
 4. The training nets hold the data sources, losses, lr_mult table, fillers and ReLU placement of
-   REFERENCE.md section 3, and the solvers its settings.
+   docs/specification.md section 3, and the solvers its settings.
 """
 import math
 import os
@@ -23,7 +23,7 @@ from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
 PROTOTXT = PROTOTXT_ROOT
 
-# (family, variant) -> the deploy net's outputs and their shapes (REFERENCE.md sections 1 and 3).
+# (family, variant) -> the deploy net's outputs and their shapes (docs/specification.md sections 1 and 3).
 DEPTH = {"depth": (1, 1, 27, 37)}
 GRADIENT = {"gradient": (1, 2, 25, 35)}
 REFINED = {"depth-refine": (1, 1, 54, 74)}
@@ -47,7 +47,7 @@ SOLVER_NET = {"global_context": "norm", "gradient": "norm", "joint": "A", "refin
 BASE_LR = {"global_context": 0.0005, "gradient": 0.00025, "joint": 0.0005, "refining": 0.000025}
 
 # --------------------------------------------------------------------------------- strict parsing
-# The caffe.proto subset of CAFFE_FORMAT.md: message -> [(field, number, type, repeated)]. Types in
+# The caffe.proto subset of docs/caffe_format.md: message -> [(field, number, type, repeated)]. Types in
 # lower case are scalars; capitalised ones are messages or the enums in ENUMS.
 _R = True
 SCHEMA = {
@@ -212,7 +212,7 @@ LMDB_SHAPES = {"color_298x218": (3, 218, 298), "depth_37x27": (1, 27, 37), "dept
 
 
 def walk_shapes(net, phase):
-    """Blob shapes and learnable-parameter shapes of a net, by Caffe's rules (REFERENCE.md section 2)."""
+    """Blob shapes and learnable-parameter shapes of a net, by Caffe's rules (docs/specification.md section 2)."""
     blobs, params = {}, {}
     for layer in active_layers(net, phase):
         t, name = layer.type, layer.name
@@ -515,7 +515,7 @@ def test_train_losses(family, variant):
         _check_loss(net, losses["loss_abs"], "log_abs", "depth-refine", 0.5)
 
 
-# lr_mult (weight, bias) per layer with weights: REFERENCE.md tables 3.1-3.4.
+# lr_mult (weight, bias) per layer with weights: docs/specification.md tables 3.1-3.4.
 GLOBAL_LR = {"conv1": 0.02, "conv2": 0.02, "conv3": 0.02, "conv4": 0.02, "conv5": 0.02, "fc-main": 1,
              "fc-depth": 0.2}
 GRADIENT_LR = {"conv1": 0.001, "conv2-grad": 1, "conv3-grad": 1, "conv4-grad": 1, "conv5-grad": 0.1,
@@ -571,7 +571,7 @@ def _filler(f):
     return f.type
 
 
-# weight / bias fillers of freshly initialised layers (REFERENCE.md tables)
+# weight / bias fillers of freshly initialised layers (docs/specification.md tables)
 GLOBAL_FILL = {"conv1": ("gaussian 0.01", "constant 0"), "conv2": ("gaussian 0.01", "constant 0.1"),
                "conv3": ("gaussian 0.01", "constant 0"), "conv4": ("gaussian 0.01", "constant 0.1"),
                "conv5": ("gaussian 0.01", "constant 0.1"), "fc-main": ("xavier", "constant 0"),

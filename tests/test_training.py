@@ -1,4 +1,4 @@
-"""Training end to end: the staged weight transfers of REFERENCE.md section 3 (from a V1 AlexNet caffemodel
+"""Training end to end: the staged weight transfers of docs/specification.md section 3 (from a V1 AlexNet caffemodel
 written here), frozen stages, the gradient filter, `caffe train`/`caffe test` commands with Data layers,
 exact resume with the data order, and two processes equal to one with the doubled batch."""
 import os
@@ -68,7 +68,7 @@ def test_gradient_stage_takes_alexnets_conv1_and_the_fixed_gradient_filter(tmp_p
     path, weights = alexnet
     saved = load_weights(stage("gradient", tmp_path, data_root, 0, alexnet=path))
     np.testing.assert_array_equal(saved["conv1"][0], weights["conv1"][0])
-    # REFERENCE.md 3.2: channel 0 rows (-1,-1,-1), (0,0,0), (1,1,1); channel 1 rows (-1,0,1) three times
+    # docs/specification.md 3.2: channel 0 rows (-1,-1,-1), (0,0,0), (1,1,1); channel 1 rows (-1,0,1) three times
     np.testing.assert_array_equal(saved["gradientFilter"][0][0, 0], [[-1, -1, -1], [0, 0, 0], [1, 1, 1]])
     np.testing.assert_array_equal(saved["gradientFilter"][0][1, 0], [[-1, 0, 1]] * 3)
     np.testing.assert_array_equal(saved["gradientFilter"][1], [0, 0])

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The thesis's training-set augmentation recipes data0, data1, data2 (REFERENCE.md section 5).
+"""The thesis's training-set augmentation recipes data0, data1, data2 (docs/specification.md section 5).
 
     python tools/augment.py IN OUT --recipe data0|data1|data2 [--seed S]
 """

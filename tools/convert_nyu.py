@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """NYU Depth v2 labeled .mat + splits.mat -> folders of 420x320 *_colors.png / *_depth.png pairs
-(REFERENCE.md section 5).
+(docs/specification.md section 5).
 
     python tools/convert_nyu.py nyu_depth_v2_labeled.mat splits.mat OUT [--split test|train|both] [--full]
                                 [--depth-format png8|png16mm]

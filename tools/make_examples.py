@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Writes offline sample data for the evaluator, in the thesis's test format (REFERENCE.md sections 4-6).
+"""Writes offline sample data for the evaluator, in the thesis's test format (docs/specification.md sections 4-6).
 
     python tools/make_examples.py OUT [--snapshots]
 
@@ -17,12 +17,12 @@ OUT/snaps/   (--snapshots) three "snapshots" of a tiny demo net with random weig
 Everything is made in memory first: a file already at an output's path is replaced only when it holds the
 same bytes (a rerun); anything else there stops the tool before it writes (one line, exit status 2).
 
-Depth from disparity with the calibration in the dataset's docstring (REFERENCE.md section 6):
+Depth from disparity with the calibration in the dataset's docstring (docs/specification.md section 6):
 depth_mm = baseline * focal / (disparity + doffs). Pixels without ground truth (NaN/inf disparity, 7.3% of
 the view, mostly occlusions at the left edge and object borders) are written as 0, the value the 8-bit
 format gives to missing depth: the thesis's metrics clamp it to 1/255 m as the original did and the
 standard metrics' valid-pixel mask (1e-3..10 m) leaves it out. They are not filled in. Valid depths
-(2.1..5.0 m here) are encoded as the NYU converter does (REFERENCE.md section 5): meters/10, clipped below
+(2.1..5.0 m here) are encoded as the NYU converter does (docs/specification.md section 5): meters/10, clipped below
 at 0.025559, times 255, truncated to uint8. When `full` is downscaled, depth is averaged over valid pixels
 only (anti-aliased resize of depth*valid divided by that of valid) and a pixel stays missing where less than
 half of its footprint had ground truth.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Evaluates gradient-network snapshots: their 2 channels, zoomed to 318x418, against the thesis's
-gradientFilter applied to the 320x420 GT; RMSE and MVN error (REFERENCE.md sections 3.2 and 4).
+gradientFilter applied to the 320x420 GT; RMSE and MVN error (docs/specification.md sections 3.2 and 4).
 
     python tools/test_grad.py INPUT_DIR GT_DIR OUT_DIR SNAPSHOTS_DIR [options]
 """

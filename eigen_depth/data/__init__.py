@@ -1,5 +1,5 @@
 """Data for the thesis's networks: NYU Depth v2 conversion, augmentation, Caffe LMDBs, the Data and HDF5Data
-layers, folders of image pairs and synthetic scenes (REFERENCE.md sections 1, 2 and 5).
+layers, folders of image pairs and synthetic scenes (docs/specification.md sections 1, 2 and 5).
 
 The pipeline, as the thesis ran it (each step a tool over this package):
 
@@ -11,7 +11,7 @@ The pipeline, as the thesis ran it (each step a tool over this package):
     make_synthetic.py 100 synth/ --format nyu-mat             # a labeled-.mat look-alike of rendered rooms
 
 Units and channel order
-- Depth files (png8) hold meters / 10 * 255 (REFERENCE.md section 1); the depth LMDBs hold those bytes
+- Depth files (png8) hold meters / 10 * 255 (docs/specification.md section 1); the depth LMDBs hold those bytes
   resized, and the thesis's depth Data layers scale them by 0.00390625 = 1/256, not 1/255: the networks were
   trained on targets 255/256 (0.4 %) smaller than the evaluator's GT (pixel / 255). That quirk is kept,
   because the prototxts say so; change the layers' `scale` to 1/255 to remove it.

@@ -1,4 +1,4 @@
-"""The thesis's three training-set recipes (REFERENCE.md section 5): Data0, Data1 and Data2.
+"""The thesis's three training-set recipes (docs/specification.md section 5): Data0, Data1 and Data2.
 
 Every input frame (a `<stem>_colors.png` / `<stem>_depth.png` pair, normally the raw 561x427 projections
 or convert_nyu.py --full output, anything at least as large as the crop) gives:

@@ -1,8 +1,8 @@
-"""The data pipeline's numbers, each with where it comes from (REFERENCE.md sections; the NYU
+"""The data pipeline's numbers, each with where it comes from (docs/specification.md sections; the NYU
 toolbox for the synthetic camera). The general ones (input size, mean, depth floor) live in eigen_depth/constants.py."""
 from ..constants import INPUT_HEIGHT, INPUT_MEAN, INPUT_WIDTH, NYU_DEPTH_FLOOR_TENTH_M  # noqa: F401
 
-# -- NYU Depth v2 labeled set (REFERENCE.md section 5) ----------------------------------------------------
+# -- NYU Depth v2 labeled set (docs/specification.md section 5) ----------------------------------------------------
 NYU_HEIGHT, NYU_WIDTH = 480, 640          # section 5: images stored (N, 3, 640, 480), `.T` gives 480x640
 NYU_IMAGE_COUNT = 1449                    # section 5: 1449 labeled images ...
 NYU_TEST_COUNT, NYU_TRAIN_COUNT = 654, 795  # ... split into 654 test and 795 train (splits.mat, one-based)
@@ -18,12 +18,12 @@ DEPTH_PNG8_MAX = 255                      # section 5: values over 10 m clip to 
 DEPTH_MM_PER_M = 1000.0                   # png16mm: uint16 millimetres (the common NYU/Kinect convention)
 LMDB_DEPTH_SCALE = 0.00390625             # sections 1, 2: the depth Data layers' transform_param scale = 1/256
 
-# -- Training data sizes (REFERENCE.md sections 1 and 5) ------------------------------------------------
+# -- Training data sizes (docs/specification.md sections 1 and 5) ------------------------------------------------
 COLOR_SIZE = (INPUT_WIDTH, INPUT_HEIGHT)  # section 1: colour LMDB 298x218 (width x height)
 DEPTH_SIZES = ((37, 27), (74, 54))        # section 1: depth LMDBs 37x27 (global, gradient, joint), 74x54 (refining)
 RAW_FRAME_SIZE = (561, 427)               # section 5: the raw NYU projection the training crops came from
 
-# -- Augmentation recipes (REFERENCE.md section 5) --------------------------------------------------------
+# -- Augmentation recipes (docs/specification.md section 5) --------------------------------------------------------
 AUGMENT_VARIANTS = 5                      # section 5: 5 random variants per frame, plus their horizontal flips
 AUGMENT_ROTATION_PROBABILITY = 1.0 / 3.0  # section 5: a variant is a rotation with probability 1/3, else a rescale
 RECIPES = {

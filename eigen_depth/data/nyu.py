@@ -1,4 +1,4 @@
-"""NYU Depth v2's labeled file -> folders of image pairs, as the thesis prepared its test set (REFERENCE.md 5).
+"""NYU Depth v2's labeled file -> folders of image pairs, as the thesis prepared its test set (docs/specification.md 5).
 
 `nyu_depth_v2_labeled.mat` is a MATLAB v7.3 file, i.e. HDF5, and h5py sees MATLAB's column-major arrays
 transposed: `images` is (1449, 3, 640, 480) uint8 and `depths` (1449, 640, 480) float32 meters, so item i

@@ -1,6 +1,6 @@
 """The thesis's paired training databases from folders of pairs, in one call with one shuffle.
 
-For a folder of `<stem>_colors.png` / `<stem>_depth.png` pairs this writes three LMDBs (REFERENCE.md
+For a folder of `<stem>_colors.png` / `<stem>_depth.png` pairs this writes three LMDBs (docs/specification.md
 section 5) whose records are paired by position:
 
     <prefix>_color_298x218   colour, 3 x 218 x 298, BGR   (convert_imageset --resize_height 218 --resize_width 298)

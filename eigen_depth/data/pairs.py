@@ -1,7 +1,7 @@
 """Folders of image pairs (`<stem>_colors.png` + `<stem>_depth.png`) and the depth encodings on disk.
 
 Depth files come in two encodings:
-- png8 (the thesis's, REFERENCE.md section 5): 8-bit gray, pixel = trunc(clip(depth_m / 10, 0.025559, 1) * 255),
+- png8 (the thesis's, docs/specification.md section 5): 8-bit gray, pixel = trunc(clip(depth_m / 10, 0.025559, 1) * 255),
   so pixel / 255 is depth in meters / 10 (255 = 10 m and beyond). The conversion truncates, as numpy's
   astype(uint8) does (the thesis's tools were Python). Missing depth (0 or NaN, e.g. Kinect holes in
   rawDepths or synthetic holes) stays 0 instead of being raised to the floor (the thesis's filled depth

@@ -45,7 +45,7 @@ def read_gt_tenth(path, gt_format, notes=None):
 
 
 def gradient_of(gt_tenth):
-    """The gradientFilter of REFERENCE.md 3.2 on a (..., 320, 420) map: (..., 2, 318, 418) float32
+    """The gradientFilter of docs/specification.md 3.2 on a (..., 320, 420) map: (..., 2, 318, 418) float32
     (3x3 cross-correlation, no padding, as Caffe's Convolution)."""
     gt = np.asarray(gt_tenth, dtype=np.float64)
     h, w = gt.shape[-2] - 2, gt.shape[-1] - 2

@@ -21,7 +21,7 @@ BILINEAR_VERSIONS = ("2016", "2017")
 def fill(tensor, filler_param, generator=None, bilinear="2016"):
     """Fills `tensor` in place as Caffe's filler `filler_param.type` would, and returns it.
 
-    bilinear: "2016" (the formula of the thesis's Caffe, REFERENCE.md section 2) or "2017" (Caffe after
+    bilinear: "2016" (the formula of the thesis's Caffe, docs/specification.md section 2) or "2017" (Caffe after
     late 2017); only used by the bilinear filler.
     """
     kind = filler_param.type
