@@ -17,7 +17,6 @@ from torch import nn
 from .caffe import array_to_blob, blob_to_array, read_caffemodel, read_net, schema
 from .caffe.schema import TEST, TRAIN
 from .errors import CaffemodelError, LayerError, ShapeError
-from .data import layers as _data_layers  # noqa: F401  (registers the Data and HDF5Data layers)
 from .layers import layer_class
 
 PHASE_NAMES = {TRAIN: "TRAIN", TEST: "TEST"}
@@ -363,6 +362,28 @@ class CaffeNet(nn.Module):
         for name in ("layers", "blob_shapes", "output_names", "input_names", "layer_bottoms", "layer_tops",
                      "loss_weights", "layer_needs_grad", "layer_detach"):
             setattr(self, name, getattr(rebuilt, name))
+
+    # Source layers ---------------------------------------------------------------------------
+    def source_layers(self):
+        """The layers that read data themselves (Data, HDF5Data), in net order."""
+        return [layer for layer in self.layers if layer.READS_DATA]
+
+    def seek(self, batches, world_size=1):
+        """Positions every source layer where a run would be after `batches` batches (of every process)."""
+        for layer in self.source_layers():
+            layer.seek(batches * layer.loader.batch_size * world_size)
+
+    def close(self):
+        """Stops the source layers' background threads (also on leaving a `with CaffeNet(...)` block)."""
+        for layer in self.source_layers():
+            layer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     @property
     def device(self):

@@ -453,7 +453,6 @@ class Solver:
     def _seek_data(self):
         """Positions every data source where an uninterrupted run would be at this iteration. Feeders
         count batches; source layers count records over all processes."""
-        from .data.layers import is_source_layer
         world = self.distributed[1] if self.distributed else 1
         train_batches = self.iter * max(1, self.param.iter_size)
         tests = self._tests_before(self.iter)
@@ -464,14 +463,9 @@ class Solver:
         for net, feeder, batches in plan:
             if feeder is not None and hasattr(feeder, "seek"):
                 feeder.seek(batches)
-            for layer in net.layers:
-                if is_source_layer(layer):
-                    layer.seek(batches * layer.loader.batch_size * world)
+            net.seek(batches, world)
 
     def close(self):
         """Stops the data layers' background threads."""
-        from .data.layers import is_source_layer
         for net in [self.net] + self.test_nets:
-            for layer in net.layers:
-                if is_source_layer(layer):
-                    layer.close()
+            net.close()

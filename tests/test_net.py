@@ -393,3 +393,22 @@ layer { name: "fc" type: "InnerProduct" bottom: "flat" top: "fc"
     assert len(results) == 5 * len(batches)
     for (_, _, index), out in results.items():
         np.testing.assert_allclose(out, expected[index], rtol=1e-5, atol=1e-5)
+
+
+def test_a_deploy_net_does_not_load_the_data_package_and_a_train_net_closes_its_sources(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys; from eigen_depth.net import CaffeNet; from eigen_depth.caffe import parse_text, schema; "
+            "CaffeNet(parse_text(schema.NetParameter, 'layer { name: \"x\" type: \"Input\" top: \"x\" "
+            "input_param { shape { dim: 1 dim: 2 } } }')); print('eigen_depth.data' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+    import h5py
+    with h5py.File(tmp_path / "rows.h5", "w") as handle:
+        handle["x"] = np.arange(12, dtype=np.float32).reshape(6, 2)
+    (tmp_path / "list.txt").write_text(str(tmp_path / "rows.h5") + "\n")
+    text = f'layer {{ name: "d" type: "HDF5Data" top: "x" hdf5_data_param {{ source: "{tmp_path / "list.txt"}" batch_size: 2 }} }}'
+    with net_from(text, TRAIN) as net:
+        (source,) = net.source_layers()
+        net.seek(2)  # two batches of two rows consumed: the next batch starts at row 4
+        np.testing.assert_array_equal(net({})["x"].numpy(), [[8, 9], [10, 11]])
+    assert not net_from(CONV).source_layers()

@@ -42,6 +42,7 @@ class _SourceLayer(Layer):
     """Shared by Data and HDF5Data: no bottoms, a BatchLoader, position/seek, device placement."""
     BOTTOMS = 0
     NEEDS_PHASE = True
+    READS_DATA = True
 
     def _init_output(self):
         self.register_buffer("_probe", torch.zeros(0), persistent=False)  # follows net.to(device)
@@ -163,7 +164,7 @@ class HDF5DataLayer(_SourceLayer):
 
 def is_source_layer(layer):
     """True for layers that read data themselves (they have seek/position)."""
-    return isinstance(layer, _SourceLayer)
+    return getattr(layer, "READS_DATA", False)
 
 
 __all__ = ["DataLayer", "HDF5DataLayer", "is_source_layer"]

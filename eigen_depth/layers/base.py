@@ -14,6 +14,9 @@ from ..errors import LayerError, ShapeError
 from .fillers import fill as _fill
 
 LAYER_TYPES = {}
+# Types whose classes live outside this package, imported on first use (the data package needs LMDB, HDF5
+# and the renderer, which a deploy net never does).
+DEFERRED_TYPES = {"Data": "eigen_depth.data.layers", "HDF5Data": "eigen_depth.data.layers"}
 
 
 def register(*type_names):
@@ -28,11 +31,14 @@ def register(*type_names):
 
 def layer_class(type_name, layer_name="?"):
     """The class registered for a Caffe type; LayerError listing the supported types otherwise."""
+    if type_name not in LAYER_TYPES and type_name in DEFERRED_TYPES:
+        import importlib
+        importlib.import_module(DEFERRED_TYPES[type_name])  # registers its classes
     try:
         return LAYER_TYPES[type_name]
     except KeyError:
         raise LayerError(f"layer '{layer_name}': unknown layer type '{type_name}'; supported types: "
-                         f"{', '.join(sorted(LAYER_TYPES))}") from None
+                         f"{', '.join(sorted(set(LAYER_TYPES) | set(DEFERRED_TYPES)))}") from None
 
 
 class Layer(nn.Module):
@@ -45,6 +51,7 @@ class Layer(nn.Module):
     BOTTOMS = 1
     TOPS = 1
     IS_LOSS = False          # loss layers get loss_weight 1 on their first top by default
+    READS_DATA = False       # source layers (Data, HDF5Data) read records themselves: see seek / close
     NEEDS_PHASE = False      # True for layers whose behaviour differs between TRAIN and TEST
     TRAIN, TEST = TRAIN, TEST  # phase values, as in caffe.proto (the phase argument is one of these)
 
@@ -60,6 +67,12 @@ class Layer(nn.Module):
         self.bottom_shapes = bottom_shapes
         self.top_shapes = [tuple(s) for s in self.setup(bottom_shapes)]
         self._check_count("top", len(param.top) if len(param.top) else len(self.top_shapes), self.TOPS)
+
+    def seek(self, position):
+        """Source layers: continue from `position` records consumed (by all processes). Others: nothing."""
+
+    def close(self):
+        """Source layers: stop background threads and close the source. Others: nothing."""
 
     def _check_count(self, what, count, rule):
         low, high = (rule, rule) if isinstance(rule, int) else rule
