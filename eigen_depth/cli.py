@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .errors import exit_status
+from .options import add_device, positive_int
 
 COMMANDS = {}
 
@@ -57,9 +58,9 @@ def _upgrade(parser):
 def _time(parser):
     parser.add_argument("--model", required=True, help="deploy .prototxt")
     parser.add_argument("--weights", help=".caffemodel (random inputs either way; weights only change values)")
-    parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--batch", type=int, help="batch size (default: the prototxt's)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--iterations", type=positive_int, default=10)
+    parser.add_argument("--batch", type=positive_int, help="batch size (default: the prototxt's)")
+    add_device(parser, default="cpu")
     parser.add_argument("--forward-only", action="store_true", help="skip the backward timings")
 
     def run(args):
@@ -77,11 +78,11 @@ def _train(parser):
     parser.add_argument("--solver", required=True, help="solver .prototxt")
     parser.add_argument("--weights", help="caffemodel(s) to copy by layer name first, comma-separated")
     parser.add_argument("--snapshot", help=".solverstate to resume from")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    add_device(parser)
     parser.add_argument("--data-root", help="folder the Data layers' sources are relative to")
     parser.add_argument("--data", choices=["lmdb", "pairs", "synthetic"],
                         help="read LMDBs (default), *_colors/*_depth folders, or rendered scenes")
-    parser.add_argument("--iters", type=int, help="override the solver's max_iter")
+    parser.add_argument("--iters", type=positive_int, help="override the solver's max_iter")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
 
     def run(args):
@@ -106,8 +107,8 @@ def _nets(parser):
 def _test(parser):
     parser.add_argument("--model", required=True, help="train/test .prototxt (its TEST phase runs)")
     parser.add_argument("--weights", required=True, help=".caffemodel")
-    parser.add_argument("--iterations", type=int, default=50)
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--iterations", type=positive_int, default=50)
+    add_device(parser)
     parser.add_argument("--data-root", help="folder the Data layers' sources are relative to")
     parser.add_argument("--data", choices=["lmdb", "pairs", "synthetic"])
 

@@ -14,10 +14,11 @@ from .errors import warn
 _MAX_LISTED = 20
 
 
-def listing(names):
+def listing(names, separator=", ", most=_MAX_LISTED):
+    """The first `most` names joined, then "and N more" for the rest: the one form of long lists in messages."""
     names = list(names)
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+    shown = separator.join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def natural_key(text):

@@ -33,6 +33,7 @@ from .atomic import atomic_write
 from .constants import (DEPTH_UNIT_M, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, NYU_CX, NYU_CY, NYU_FX, NYU_FY,
                         NYU_IMAGE_HEIGHT, NYU_IMAGE_WIDTH)
 from .errors import DatasetError
+from .inputs import listing
 from .outputs import RECORD, plan_names, record_names, recorded_names, refuse_foreign, refuse_inputs
 
 DEFAULT_OUT_DIR = "predictions"
@@ -260,9 +261,9 @@ def plan_outputs(options, inputs):
         refuse_foreign(options.out_dir, [os.path.basename(path) for path in paths],
                        f"{advice}, move it away, or pass --overwrite to replace it")
     if renamed:
-        shown = ", ".join(f"{stem} -> {os.path.basename(plan[stem]['npy'])}" for stem in renamed[:_MAX_LISTED])
+        shown = listing((f"{stem} -> {os.path.basename(plan[stem]['npy'])}" for stem in renamed), most=_MAX_LISTED)
         warn(f"outputs named after the whole input name because another input's outputs take the usual name: "
-             f"{shown}{f' and {len(renamed) - _MAX_LISTED} more' if len(renamed) > _MAX_LISTED else ''}")
+             f"{shown}")
     return plan
 
 
@@ -338,8 +339,7 @@ def run(options):
                 future.cancel()
             raise
     if failed:
-        more = len(failed) - _MAX_LISTED
-        shown = "; ".join(failed[:_MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+        shown = listing(failed, "; ", _MAX_LISTED)
         raise DatasetError(f"{len(failed)} of {len(inputs)} image(s) could not be read (the others were written to "
                            f"{options.out_dir}): {shown}")
     return written
@@ -357,31 +357,16 @@ def _intrinsics(text):
     return values
 
 
-def _positive(text):
-    import argparse
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text):
-    import argparse
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
 
 
 def add_arguments(parser):
+    from .options import add_inference, positive_float, positive_int
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
                         help="image files (PNG, JPEG, TIFF, ...; any size, gray, RGBA or 16-bit) or folders of them")
     parser.add_argument("--model", required=True, help="deploy .prototxt")
     parser.add_argument("--weights", required=True, help=".caffemodel")
     parser.add_argument("--out", dest="out_dir", default=DEFAULT_OUT_DIR,
                         help=f"output folder (default ./{DEFAULT_OUT_DIR})")
-    parser.add_argument("--log", action="store_true",
-                        help="the net predicts log depth L(d) = 0.179581 ln d + 1: map it back first")
     parser.add_argument("--pointcloud", action="store_true",
                         help="also write <name>_points.ply: coloured points in meters (camera: NYU v2 intrinsics "
                              "scaled to the image, or --intrinsics)")
@@ -389,15 +374,10 @@ def add_arguments(parser):
                         help="binary little-endian (default, compact) or ascii")
     parser.add_argument("--intrinsics", type=_intrinsics, metavar="FX,FY,CX,CY",
                         help="camera intrinsics in pixels of the input images, instead of NYU's scaled")
-    parser.add_argument("--max-depth", type=_positive_float, metavar="M",
+    parser.add_argument("--max-depth", type=positive_float, metavar="M",
                         help="top of the colour scale in meters (default: per image, its 99.5th percentile)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=_positive, help="images per forward (default 8 on CPU, 32 on CUDA)")
-    parser.add_argument("--output-blob",
-                        help="the depth blob (default: depth-refine, else depth, else the only output)")
-    parser.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
-                        help="channel order fed to the net (the original evaluator fed RGB)")
-    parser.add_argument("--workers", type=_positive, help="threads for decoding and writing")
+    add_inference(parser)
+    parser.add_argument("--workers", type=positive_int, help="threads for decoding and writing")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace files in --out that have the output names but were not written by this "

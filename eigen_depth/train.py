@@ -11,7 +11,6 @@ CUDA), reads its own shard of the data and trains with its prototxt batch size; 
 over the processes after every iteration (one all_reduce), as Caffe's multi-GPU training did, so K
 processes with batch B train like one process with batch K*B. Only rank 0 writes snapshots and logs.
 """
-import math
 import os
 
 import torch
@@ -329,6 +328,7 @@ def staged_main(argv=None, prog=None):
     import argparse
 
     from .devices import resolve_device
+    from .options import add_device, non_negative_int, positive_float, positive_int
     parser = argparse.ArgumentParser(prog=prog, description="The thesis's staged training (global, gradient, refine).")
     parser.add_argument("--stage", required=True, choices=list(STAGES) + ["all"])
     parser.add_argument("--variant", help="loss variant of the stage (default: the thesis's final choice: "
@@ -338,24 +338,23 @@ def staged_main(argv=None, prog=None):
     parser.add_argument("--gradient", dest="gradient_snapshot", help="stage-2 snapshot for --stage refine")
     parser.add_argument("--data", choices=["lmdb", "pairs", "synthetic"], default="lmdb")
     parser.add_argument("--data-root", help="folder holding the LMDBs or the train/ and test/ pair folders")
-    parser.add_argument("--iters", type=int, help="iterations per stage (default: the solver's max_iter)")
-    parser.add_argument("--minutes", type=float, help="train each stage for about this long instead of --iters: "
+    parser.add_argument("--iters", type=positive_int, help="iterations per stage (default: the solver's max_iter)")
+    parser.add_argument("--minutes", type=positive_float, help="train each stage for about this long instead of --iters: "
                                                       "the solver times its first iterations and sets max_iter")
-    parser.add_argument("--batch", type=int, help="batch size (default: the prototxt's)")
-    parser.add_argument("--test-interval", type=int, help="override the solver's test_interval (0: no tests)")
-    parser.add_argument("--test-iter", type=int, help="override the solver's test_iter")
-    parser.add_argument("--snapshot-every", type=int, help="override the solver's snapshot interval")
+    parser.add_argument("--batch", type=positive_int, help="batch size (default: the prototxt's)")
+    parser.add_argument("--test-interval", type=non_negative_int,
+                        help="override the solver's test_interval (0: no tests)")
+    parser.add_argument("--test-iter", type=positive_int, help="override the solver's test_iter")
+    parser.add_argument("--snapshot-every", type=non_negative_int, help="override the solver's snapshot interval")
     parser.add_argument("--solver", help="a solver.prototxt to use instead of the family's")
     parser.add_argument("--recipe", choices=RECIPES, default="thesis",
                         help="thesis: the thesis's solvers (SGD, 100k iterations, from ImageNet AlexNet); cpu: "
                              "solver_cpu.prototxt (Adam, decaying rate), every trainable lr_mult 1, batch 16, "
                              "for a start from fillers on a CPU")
     parser.add_argument("--out", default="train_out", help="output folder: OUT/<stage>/snaps/_iter_N.*")
-    parser.add_argument("--device", default="auto")
+    add_device(parser)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
-        parser.error(f"--minutes must be a positive number, not {args.minutes}")
     if args.minutes is not None and args.iters is not None:
         parser.error("--minutes and --iters both set the run's length: give one")
     options = dict(alexnet=args.alexnet, data=args.data, data_root=args.data_root, iters=args.iters,

@@ -1,6 +1,7 @@
 """`eigen-depth time` prints per-layer forward/backward times like `caffe time`; runtime errors a user can
 cause end as one line on stderr with exit status 2."""
 import numpy as np
+import pytest
 
 from eigen_depth.caffe import array_to_blob, schema, write_caffemodel
 from eigen_depth.cli import main
@@ -65,3 +66,25 @@ def test_impossible_shape_is_one_line_error(tmp_path, capsys):
     prototxt.write_text(TINY.replace("kernel_size: 3", "kernel_size: 13"))
     err = one_line_error(capsys, ["time", "--model", str(prototxt)])
     assert "'conv'" in err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "--solver", "s.prototxt", "--iters", "0"], "--iters"),
+    (["train", "--stage", "all", "--batch", "-2"], "--batch"),
+    (["train", "--stage", "all", "--minutes", "nan"], "--minutes"),
+    (["train", "--stage", "all", "--test-interval", "-1"], "--test-interval"),
+    (["time", "--model", "m.prototxt", "--iterations", "x"], "--iterations"),
+    (["test-depth", "a", "b", "c", "d", "--batch-size", "0"], "--batch-size"),
+    (["predict", "a.png", "--model", "m", "--weights", "w", "--max-depth", "inf"], "--max-depth"),
+])
+def test_bad_numbers_are_refused_where_they_are_parsed(argv, option, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and f"argument {option}" in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_an_unknown_device_is_one_line_with_what_to_use(tmp_path, capsys):
+    assert main(["time", "--model", str(tmp_path / "none.prototxt"), "--device", "tpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--device tpu" in err and "cuda:N" in err

@@ -1,6 +1,6 @@
 """The data pipeline's numbers, each with where it comes from (docs/specification.md sections; the NYU
 toolbox for the synthetic camera). The general ones (input size, mean, depth floor) live in eigen_depth/constants.py."""
-from ..constants import INPUT_HEIGHT, INPUT_MEAN, INPUT_WIDTH, NYU_DEPTH_FLOOR_TENTH_M  # noqa: F401
+from ..constants import DEPTH_UNIT_M, INPUT_HEIGHT, INPUT_MEAN, INPUT_WIDTH, NYU_DEPTH_FLOOR_TENTH_M  # noqa: F401
 
 # -- NYU Depth v2 labeled set (docs/specification.md section 5) ----------------------------------------------------
 NYU_HEIGHT, NYU_WIDTH = 480, 640          # section 5: images stored (N, 3, 640, 480), `.T` gives 480x640
@@ -13,7 +13,6 @@ CROP_HEIGHT, CROP_WIDTH = 320, 420        # section 5: centre crop 640x480 -> 42
 CROP_TOP, CROP_LEFT = 80, 110             # ... borders 80 (top, bottom) and 110 (left, right)
 
 # -- Depth encodings ------------------------------------------------------------------------------------
-DEPTH_UNIT_M = 10.0                       # section 1: 8-bit depth PNG pixel / 255 = depth in meters / 10
 DEPTH_PNG8_MAX = 255                      # section 5: values over 10 m clip to 255
 DEPTH_MM_PER_M = 1000.0                   # png16mm: uint16 millimetres (the common NYU/Kinect convention)
 LMDB_DEPTH_SCALE = 0.00390625             # sections 1, 2: the depth Data layers' transform_param scale = 1/256

@@ -5,6 +5,7 @@ import re
 
 from ..constants import GT_HEIGHT, GT_WIDTH, PNG_COMPRESSION
 from ..errors import exit_status
+from ..options import add_inference, positive_int
 from .discovery import GT_FORMATS
 from .pipeline import Options, run
 
@@ -16,13 +17,6 @@ def _size(text):
     return int(match.group(1)), int(match.group(2))
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def add_arguments(parser, tool):
     """The options of one tool (test_depth, get_depth, test_grad), shared by tools/ and the CLI."""
     parser.add_argument("input_dir", help="folder with the input images" +
@@ -32,23 +26,14 @@ def add_arguments(parser, tool):
     parser.add_argument("out_dir", help="output folder" + (": OUT_DIR_abs/<snapshot>/ gets the raw depth maps"
                                                            if tool == "get_depth" else ""))
     parser.add_argument("snaps_dir", help="folder with snapshots: X.caffemodel with its deploy X.prototxt")
-    if tool != "test_grad":
-        parser.add_argument("--log", action="store_true",
-                            help="the net predicts log depth L(d) = 0.179581 ln d + 1: map it back first")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=_positive, help="images per forward (default 8 on CPU, 32 on CUDA)")
-    parser.add_argument("--output-blob", help="the blob to evaluate (default: " +
-                        ("gradient" if tool == "test_grad" else "depth-refine, else depth") + ", else the only output)")
-    parser.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
-                        help="channel order fed to the net (the original evaluator fed RGB; the training LMDBs "
-                             "were BGR)")
+    add_inference(parser, "gradient" if tool == "test_grad" else "depth-refine, else depth", log=tool != "test_grad")
     if tool != "get_depth":
         parser.add_argument("--gt-format", choices=GT_FORMATS, default="png8",
                             help="png8: pixel/255 = depth/10 m (the thesis's); png16mm: uint16 millimetres; "
                                  "npy: float meters (a_depth.npy)")
     parser.add_argument("--snapshots", metavar="GLOB", help="only snapshots whose file or name matches, "
                                                             "e.g. '*_iter_*0000'")
-    parser.add_argument("--workers", type=_positive, help="threads for image decoding and PNG encoding")
+    parser.add_argument("--workers", type=positive_int, help="threads for image decoding and PNG encoding")
     parser.add_argument("--cache-mb", type=int, default=2048,
                         help="memory for keeping prepared images between snapshots (default 2048)")
     parser.add_argument("--png-compression", type=int, choices=range(10), default=PNG_COMPRESSION, metavar="0-9",

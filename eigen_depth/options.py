@@ -1,0 +1,74 @@
+"""The command-line options that several commands share, defined once: argparse types that refuse bad
+values where they are parsed (one line, exit status 2), and the --device, --batch-size, --channel-order,
+--output-blob and --log options with the same meaning and help everywhere."""
+import argparse
+import math
+
+from .constants import LOG_DEPTH_SCALE
+
+
+def positive_int(text):
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_int(text):
+    """An integer >= 0 (0 usually switches something off)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def positive_float(text):
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def add_device(parser, default="auto"):
+    parser.add_argument("--device", default=default,
+                        help=f"auto (CUDA when available), cpu, cuda or cuda:N (default {default})")
+
+
+def add_batch_size(parser):
+    parser.add_argument("--batch-size", type=positive_int, help="images per forward (default 8 on CPU, 32 on CUDA)")
+
+
+def add_channel_order(parser):
+    parser.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
+                        help="channel order fed to the net (the original evaluator fed RGB; the training LMDBs "
+                             "were BGR)")
+
+
+def add_output_blob(parser, default_text="depth-refine, else depth"):
+    parser.add_argument("--output-blob", help=f"the blob to read (default: {default_text}, else the only output)")
+
+
+def add_log(parser):
+    parser.add_argument("--log", action="store_true",
+                        help=f"the net predicts log depth L(d) = {LOG_DEPTH_SCALE:g} ln d + 1: map it back first")
+
+
+def add_inference(parser, output_default="depth-refine, else depth", log=True):
+    """The options of every command that runs a depth net on images."""
+    if log:
+        add_log(parser)
+    add_device(parser)
+    add_batch_size(parser)
+    add_output_blob(parser, output_default)
+    add_channel_order(parser)
