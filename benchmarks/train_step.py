@@ -29,16 +29,15 @@ def main():
     from eigen_depth.data.paired_lmdb import make_lmdb
     from eigen_depth.data.synthetic import make_synthetic
     from eigen_depth.testing import write_random_caffemodel
-    from eigen_depth.train import configure_data, set_gradient_filter, stage_solver
+    from eigen_depth.train import data_settings, set_gradient_filter, stage_solver
     from eigen_depth.solver import Solver
 
     folder = tempfile.mkdtemp(prefix="eigen_depth_train_step_")
     quiet = dict(progress=False, log=lambda *_: None)
     make_synthetic(2 * args.batch, os.path.join(folder, "pairs"), seed=1, test_fraction=0.2, **quiet)
     make_lmdb(os.path.join(folder, "pairs"), os.path.join(folder, "lmdb"), **quiet)
-    configure_data(os.path.join(folder, "lmdb"))
     param, deploy = stage_solver("refine", out=folder, iters=1000, batch=args.batch, test_interval=0, snapshot=0)
-    solver = Solver(param, device=args.device, deploy=deploy)
+    solver = Solver(param, device=args.device, deploy=deploy, data=data_settings(os.path.join(folder, "lmdb")))
     set_gradient_filter(solver.net)
     frozen = sum(not needs for needs in solver.net.layer_needs_grad)
     solver.step(1)  # warm-up: allocations, kernel choice, the data threads' first batches

@@ -90,10 +90,11 @@ class CaffeNet(nn.Module):
     weights: a caffemodel (or NetParameter, or {layer: [arrays]}) to copy by layer name; layers it
     lacks start from the prototxt's fillers (seeded by `seed`; fill=False leaves zeros, for shape
     inspection). Load more later with copy_from.
+    data: the DataSettings its Data / HDF5Data layers read with (default: eigen_depth.data.current()).
     """
 
     def __init__(self, net_param, phase=TEST, level=0, stages=(), input_shapes=None, seed=None,
-                 bilinear="2016", source=None, weights=None, fill=True):
+                 bilinear="2016", source=None, weights=None, fill=True, data=None):
         super().__init__()
         if not isinstance(net_param, schema.NetParameter):
             source = os.fspath(net_param)
@@ -110,7 +111,14 @@ class CaffeNet(nn.Module):
         self.layers = nn.ModuleList()
         self.register_buffer("_probe", torch.zeros(0), persistent=False)  # follows .to(device/dtype)
         self.input_names = []
-        self._build(dict(input_shapes or {}))
+        self.data_settings = data
+        if data is None:
+            self._build(dict(input_shapes or {}))
+        else:
+            from .data.settings import using
+            with using(data):
+                self._build(dict(input_shapes or {}))
+        self._check_paired_sources()
         self._share_and_freeze()
         self._plan_gradients()
         self.copy_report = self.copy_from(weights) if weights is not None else None
@@ -352,7 +360,8 @@ class CaffeNet(nn.Module):
         were, so whoever holds them (pycaffe's net.params, a solver's history, a test net sharing them)
         keeps seeing the net's weights; a blob whose shape would have to change is a ShapeError, as in Caffe."""
         rebuilt = CaffeNet(self.net_param, self.phase, self.level, self.stages, input_shapes,
-                           bilinear=self.bilinear, source=self.source, fill=False).to(self.device, self.dtype)
+                           bilinear=self.bilinear, source=self.source, fill=False,
+                           data=self.data_settings).to(self.device, self.dtype)
         for old, new in zip(self.layers, rebuilt.layers):
             for index, (blob, wanted) in enumerate(zip(old.blobs, new.blobs)):
                 if blob.shape != wanted.shape:
@@ -367,6 +376,21 @@ class CaffeNet(nn.Module):
     def source_layers(self):
         """The layers that read data themselves (Data, HDF5Data), in net order."""
         return [layer for layer in self.layers if layer.READS_DATA]
+
+    def use_generator(self, generator):
+        """Gives every layer that draws random numbers (Dropout) this torch.Generator (on the net's device)."""
+        for layer in self.layers:
+            if layer.DRAWS_RANDOM:
+                layer.generator = generator
+
+    def _check_paired_sources(self):
+        """Source layers with the same pair_key (colour and depth of one split) must be able to read in step."""
+        groups = {}
+        for layer in self.source_layers():
+            if layer.pair_key is not None:
+                for other in groups.setdefault(layer.pair_key, []):
+                    layer.check_paired_with(other)
+                groups[layer.pair_key].append(layer)
 
     def seek(self, batches, world_size=1):
         """Positions every source layer where a run would be after `batches` batches (of every process)."""

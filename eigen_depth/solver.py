@@ -82,7 +82,7 @@ class Solver:
     """
 
     def __init__(self, solver, device="cpu", feeder=None, test_feeders=None, deploy=None, callbacks=(),
-                 distributed=None, solver_type=None, folder=None, dtype=None):
+                 distributed=None, solver_type=None, folder=None, dtype=None, data=None):
         if isinstance(solver, schema.SolverParameter):
             self.param, self.folder = solver, folder  # folder: where relative net paths resolve
         else:
@@ -92,10 +92,13 @@ class Solver:
             raise PrototxtError(f"unknown solver type '{self.type}': use one of {', '.join(SOLVER_TYPES)}")
         self.device = torch.device(device)
         self.distributed = distributed  # (rank, world_size) when torch.distributed is initialised
-        if self.param.random_seed >= 0:
-            torch.manual_seed(self.param.random_seed)
-            np.random.seed(self.param.random_seed % 2**32)
+        self.data = data  # DataSettings for the nets' Data layers (None: the current ones)
         self.net = self._build_net(schema.TRAIN, self.param.train_state).to(self.device, dtype)
+        # Dropout's own generator: torch's and NumPy's global ones are left to the caller
+        self.generator = torch.Generator(device=self.device)
+        if self.param.random_seed < 0:
+            self.generator.seed()
+        self.net.use_generator(self.generator)
         self.test_nets = [self._share(self._build_net(schema.TEST, state)).to(self.device, dtype)
                           for state in self._test_states()]
         self.feeder, self.test_feeders = feeder, list(test_feeders or [])
@@ -124,7 +127,7 @@ class Solver:
         stages = tuple(state.stage) if state is not None else ()
         level = state.level if state is not None else 0
         seed = self.param.random_seed if self.param.random_seed >= 0 else None
-        return CaffeNet(net_param, phase, level=level, stages=stages, source=source, seed=seed)
+        return CaffeNet(net_param, phase, level=level, stages=stages, source=source, seed=seed, data=self.data)
 
     def _test_states(self):
         if not len(self.param.test_iter):
@@ -282,9 +285,9 @@ class Solver:
             if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
                 self._notify("test", self.iter, self.test())
             if p.random_seed >= 0:
-                # Dropout draws from torch's generator: seeding it from (random_seed, iter) makes every
-                # iteration's masks independent of where a run started, so resumed runs match exactly.
-                torch.manual_seed((p.random_seed * 1_000_003 + self.iter) % 2**63)
+                # seeding Dropout's generator from (random_seed, iter) makes every iteration's masks
+                # independent of where a run started, so resumed runs match exactly.
+                self.generator.manual_seed((p.random_seed * 1_000_003 + self.iter) % 2**63)
             for info in self.params:
                 info.parameter.grad = None
             loss = sum(self.forward_backward() for _ in range(max(1, p.iter_size))) / max(1, p.iter_size)

@@ -44,19 +44,21 @@ def init_distributed(device):
     return rank, dist.get_world_size()
 
 
-def configure_data(data_root=None, kind=None, seed=None, distributed=None):
-    from .data import configure, set_data_root
-    if data_root:
-        set_data_root(data_root)
+def data_settings(data_root=None, kind=None, seed=None, distributed=None):
+    """The DataSettings of a run: the current ones with the command's options applied (nothing global changes)."""
+    import dataclasses
+
+    from .data import current
     changes = {}
+    if data_root:
+        changes["root"] = os.path.abspath(os.fspath(data_root))
     if kind:
         changes["kind"] = kind
     if seed is not None:
         changes["seed"] = seed
     if distributed:
         changes.update(rank=distributed[0], world_size=distributed[1])
-    if changes:
-        configure(**changes)
+    return dataclasses.replace(current(), **changes)
 
 
 # caffe train / caffe test ----------------------------------------------------------------------
@@ -91,11 +93,11 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     distributed = init_distributed(device)
     param = solver if isinstance(solver, schema.SolverParameter) else read_solver(solver)
     seed = param.random_seed if param.random_seed >= 0 else None
-    configure_data(data_root, data, seed, distributed)
+    settings = data_settings(data_root, data, seed, distributed)
     if max_iter is not None:
         param = _with(param, max_iter=max_iter)
     folder = None if isinstance(solver, schema.SolverParameter) else os.path.dirname(os.path.abspath(solver))
-    runner = Solver(param, device=device, deploy=deploy, distributed=distributed, folder=folder)
+    runner = Solver(param, device=device, deploy=deploy, distributed=distributed, folder=folder, data=settings)
     rank = distributed[0] if distributed else 0
     set_gradient_filter(runner.net)
     if snapshot:
@@ -167,8 +169,7 @@ def transfer(net, caffemodel, renames):
 def run_test(model, weights, iterations, device="cpu", data_root=None, data=None, echo=print):
     """`caffe test`: the TEST-phase net run `iterations` times; prints each batch's outputs and their
     means (losses times their loss weight, as Caffe does); returns {output: mean}."""
-    configure_data(data_root, data)
-    net = CaffeNet(model, schema.TEST, weights=weights).to(torch.device(device))
+    net = CaffeNet(model, schema.TEST, weights=weights, data=data_settings(data_root, data)).to(torch.device(device))
     set_gradient_filter(net)
     sums = {}
     with torch.no_grad():

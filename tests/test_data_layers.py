@@ -32,8 +32,8 @@ layer { name: "data-depth" type: "Data" top: "Y" include { phase: TEST }
 """
 
 
-def net(phase="TRAIN", text=PROTOTXT):
-    return CaffeNet(parse_text(schema.NetParameter, text), phase)
+def net(phase="TRAIN", text=PROTOTXT, settings=None):
+    return CaffeNet(parse_text(schema.NetParameter, text), phase, data=settings)
 
 
 def write_pairs(folder, count, seed=0):
@@ -178,6 +178,46 @@ def test_layers_of_one_split_with_different_record_counts_are_refused(root, tmp_
     with data.using(root=str(tmp_path / "lmdb")):
         with pytest.raises(DatasetError, match="reads 7 records .* reads 5 .* drift apart"):
             net()
+
+
+def test_settings_belong_to_a_net_or_a_thread_not_the_process(lmdb_root, tmp_path):
+    import threading
+    before = data.current()
+    # explicit: the net reads the settings it is given, the process default stays as it was
+    explicit = CaffeNet(parse_text(schema.NetParameter, PROTOTXT), "TRAIN",
+                        data=data.DataSettings(root=str(lmdb_root / "lmdb"), workers=0))
+    assert explicit.source_layers()[0].settings.root == str(lmdb_root / "lmdb") and data.current() == before
+    explicit.close()
+    # scoped: a `using` block in one thread is invisible to another thread running at the same time
+    seen, inside = {}, threading.Event()
+    done = threading.Event()
+
+    def other():
+        seen["before"] = data.current().root  # this thread's view: the process default
+        inside.wait()
+        seen["other"] = data.current().root
+        done.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with data.using(root=str(tmp_path / "elsewhere")):
+        inside.set()
+        done.wait(10)
+        seen["here"] = data.current().root
+    thread.join()
+    assert seen["here"] == str(tmp_path / "elsewhere") and seen["other"] == seen["before"] != seen["here"]
+    assert data.current() == before
+
+
+def test_pairing_is_checked_within_a_net_not_across_nets(root, tmp_path):
+    # a net on 5-record databases, built while a net on the 7-record ones is alive, is not compared with it
+    write_pairs(tmp_path / "pairs" / "train", 5)
+    make_lmdb(tmp_path / "pairs", tmp_path / "lmdb", color_size=(6, 4), depth_sizes=[(6, 4)], workers=1,
+              progress=False, log=lambda *a: None)
+    with net(settings=data.DataSettings(root=str(root / "lmdb"))) as seven, \
+            net(settings=data.DataSettings(root=str(tmp_path / "lmdb"))) as five:
+        assert [layer.record_count for layer in seven.source_layers()] == [7, 7]
+        assert [layer.record_count for layer in five.source_layers()] == [5, 5]
 
 
 # -- HDF5Data ---------------------------------------------------------------------------------------------------

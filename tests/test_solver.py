@@ -276,3 +276,29 @@ def test_test_nets_share_the_train_nets_weights(tmp_path):
     assert solver.test_nets[0].layer_by_name("ip1").blobs[0] is solver.net.layer_by_name("ip1").blobs[0]
     torch.testing.assert_close(solver.test_nets[0].layer_by_name("ip2").blobs[1],
                                solver.net.layer_by_name("ip2").blobs[1])
+
+
+def test_the_solver_leaves_torchs_and_numpys_global_generators_alone():
+    # Dropout draws from the solver's own generator, seeded from (random_seed, iteration)
+    net = NET.replace('layer { name: "relu" type: "ReLU" bottom: "h" top: "h" }',
+                      'layer { name: "relu" type: "ReLU" bottom: "h" top: "h" }\n'
+                      'layer { name: "drop" type: "Dropout" bottom: "h" top: "h" dropout_param { dropout_ratio: 0.5 } }')
+    net = net.replace("inner_product_param { num_output: 5 }",
+                      'inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 1 } }')
+
+    def run():
+        param = parse_text(schema.SolverParameter, f"net_param {{ {net} }} base_lr: 0.1 random_seed: 3 "
+                                                   f'lr_policy: "fixed" max_iter: 3 snapshot_after_train: false display: 0')
+        solver = Solver(param, feeder=Batches())
+        solver.step(3)
+        return [p.detach().clone() for p in solver.net.parameters()]
+
+    torch.manual_seed(123)
+    np.random.seed(123)
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
+    first = run()
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state()[1:3], numpy_state[1:3]))
+    torch.manual_seed(999)  # another global state gives the same run
+    for a, b in zip(first, run()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -20,7 +20,6 @@ resuming: the trainer calls seek(iteration * batch_size * iter_size * world_size
 the net. Outputs are float32 tensors on the device the layer was moved to (net.to(device)).
 """
 import os
-import weakref
 
 import numpy as np
 import torch
@@ -34,9 +33,6 @@ from .order import RecordOrder
 from .records import SOURCE_NAME, open_records, resolve_path
 from .settings import current
 from .transform import CaffeTransformer
-
-_PAIR_GROUPS = {}  # (phase, data kind, folder, split) -> WeakSet of Data layers that must stay paired
-
 
 class _SourceLayer(Layer):
     """Shared by Data and HDF5Data: no bottoms, a BatchLoader, position/seek, device placement."""
@@ -115,22 +111,21 @@ class DataLayer(_SourceLayer):
         return self.loader.shapes
 
     def _check_pairing(self, records, param):
-        """Data layers reading one split (`<split>_color_...`, `<split>_depth_...` in one folder) in one
-        phase must see the same number of records, or they drift apart at the end of the first epoch."""
-        match = SOURCE_NAME.match(os.path.basename(os.path.normpath(param.source)))
-        if not match:
-            return
-        folder = os.path.dirname(resolve_path(param.source, self.settings.resolved_root()))
-        key = (self.phase, self.settings.kind, folder, match["split"])
-        group = _PAIR_GROUPS.setdefault(key, weakref.WeakSet())
-        for other in list(group):
-            if other.record_count != self.record_count:
-                raise DatasetError(
-                    f"layer '{self.name}' (Data) reads {self.record_count} records from {records.where} but layer "
-                    f"'{other.name}' reads {other.record_count} from {other.source_where}: paired layers would drift "
-                    f"apart; rebuild the databases together with make_lmdb.py")
+        """Data layers of one net reading one split (`<split>_color_...`, `<split>_depth_...` in one folder)
+        form a pair (`pair_key`); the net calls check_paired_with on each pair."""
         self.source_where = records.where
-        group.add(self)
+        match = SOURCE_NAME.match(os.path.basename(os.path.normpath(param.source)))
+        if match:
+            folder = os.path.dirname(resolve_path(param.source, self.settings.resolved_root()))
+            self.pair_key = (self.settings.kind, folder, match["split"])
+
+    def check_paired_with(self, other):
+        """Paired layers must see the same number of records, or they drift apart after the first epoch."""
+        if other.record_count != self.record_count:
+            raise DatasetError(
+                f"layer '{self.name}' (Data) reads {self.record_count} records from {self.source_where} but layer "
+                f"'{other.name}' reads {other.record_count} from {other.source_where}: paired layers would drift "
+                f"apart; rebuild the databases together with make_lmdb.py")
 
 
 @register("HDF5Data")

@@ -1,6 +1,7 @@
-"""Process-wide data settings: where relative Data-layer sources live, which kind of data backs them, the
-seed, shuffling, sharding and worker counts. Data layers copy the settings when they are built, so change
-them before building a net (the training command does this from its options).
+"""Data settings: where relative Data-layer sources live, which kind of data backs them, the seed, shuffling,
+sharding and worker counts. Data layers copy the settings in force when they are built: pass them to the net
+(`CaffeNet(..., data=DataSettings(...))`, `Solver(..., data=...)`, as the training command does), scope them
+with `using(...)` (this thread only), or change the process default with `configure` / `set_data_root`.
 
     from eigen_depth import data
     data.set_data_root("/data/nyu")                     # `source: "train_color_298x218"` -> /data/nyu/...
@@ -9,6 +10,7 @@ them before building a net (the training command does this from its options).
         net = CaffeNet("eigen_depth/prototxt/global_context/norm/net_train.prototxt", "TRAIN")
 """
 import contextlib
+import contextvars
 import dataclasses
 import os
 import threading
@@ -77,20 +79,22 @@ class DataSettings:
 
 
 _lock = threading.Lock()
-_current = DataSettings()
+_default = DataSettings()  # the process's default, changed by configure / set_data_root
+_scoped = contextvars.ContextVar("eigen_depth_data_settings", default=None)  # `using` blocks, per thread
 
 
 def current():
-    """The settings now in force."""
-    return _current
+    """The settings in force here: the innermost `using` block's in this thread (or task), else the
+    process's default."""
+    return _scoped.get() or _default
 
 
 def configure(**changes):
-    """Updates the process-wide settings (fields of DataSettings) and returns the new settings."""
-    global _current
+    """Updates the process's default settings (fields of DataSettings) and returns them."""
+    global _default
     with _lock:
-        _current = dataclasses.replace(_current, **changes)
-        return _current
+        _default = dataclasses.replace(_default, **changes)
+        return _default
 
 
 def set_data_root(path):
@@ -99,14 +103,11 @@ def set_data_root(path):
 
 
 @contextlib.contextmanager
-def using(**changes):
-    """Context manager: the settings with `changes` inside the block, the previous ones after it."""
-    global _current
-    with _lock:
-        previous = _current
-    configure(**changes)
+def using(settings=None, **changes):
+    """Context manager: inside the block, in this thread only, `settings` (default: the current ones) with
+    `changes`; nets built there read them. Other threads and the process default are not touched."""
+    token = _scoped.set(dataclasses.replace(settings or current(), **changes))
     try:
-        yield _current
+        yield _scoped.get()
     finally:
-        with _lock:
-            _current = previous
+        _scoped.reset(token)

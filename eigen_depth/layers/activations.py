@@ -24,8 +24,11 @@ class ReLU(Layer):
 @register("Dropout")
 class Dropout(Layer):
     """TRAIN: zeroes each value with probability dropout_ratio and scales survivors by 1/(1 - ratio);
-    TEST: identity. Draws from torch's global random generator."""
+    TEST: identity. Draws from `generator` when the net gives it one (a Solver does), else from torch's
+    global generator."""
     NEEDS_PHASE = True
+    DRAWS_RANDOM = True
+    generator = None
 
     def setup(self, bottom_shapes):
         self.ratio = float(self.param.dropout_param.dropout_ratio)
@@ -36,7 +39,10 @@ class Dropout(Layer):
     def forward(self, x):
         if self.phase != self.TRAIN or self.ratio == 0.0:
             return (x,)
-        return (F.dropout(x, self.ratio, training=True),)
+        if self.generator is None:
+            return (F.dropout(x, self.ratio, training=True),)
+        keep = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype) >= self.ratio
+        return (x * keep / (1.0 - self.ratio),)
 
 
 @register("Power")

@@ -52,6 +52,7 @@ class Layer(nn.Module):
     TOPS = 1
     IS_LOSS = False          # loss layers get loss_weight 1 on their first top by default
     READS_DATA = False       # source layers (Data, HDF5Data) read records themselves: see seek / close
+    DRAWS_RANDOM = False     # layers that draw random numbers in forward take a `generator` from the net
     NEEDS_PHASE = False      # True for layers whose behaviour differs between TRAIN and TEST
     TRAIN, TEST = TRAIN, TEST  # phase values, as in caffe.proto (the phase argument is one of these)
 
@@ -67,6 +68,11 @@ class Layer(nn.Module):
         self.bottom_shapes = bottom_shapes
         self.top_shapes = [tuple(s) for s in self.setup(bottom_shapes)]
         self._check_count("top", len(param.top) if len(param.top) else len(self.top_shapes), self.TOPS)
+
+    pair_key = None          # source layers that must read in step share a key (the net checks them)
+
+    def check_paired_with(self, other):
+        """Source layers: raise when `other`, with the same pair_key, cannot be read in step with this one."""
 
     def seek(self, position):
         """Source layers: continue from `position` records consumed (by all processes). Others: nothing."""
