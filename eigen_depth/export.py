@@ -53,6 +53,7 @@ def check_opset(opset):
 def load_net(model, weights=None):
     """The deploy net of `model` (a prototxt path, built in the TEST phase, or a CaffeNet) in float32 and eval
     mode, with the caffemodel `weights` (every layer with weights must find them there) copied in if given."""
+    from .inference import build_deploy_net
     from .net import CaffeNet
     if isinstance(model, CaffeNet):
         net = model
@@ -61,7 +62,7 @@ def load_net(model, weights=None):
     else:
         if weights is None:
             raise ExportError(f"{model}: exporting needs the weights (a .caffemodel)")
-        net = CaffeNet(model, "TEST", fill=False)
+        net = build_deploy_net(model)
         net.copy_from(weights, strict=True)
     if not net.input_names:
         raise ShapeError(f"{net.source}: has no Input layer (data layers cannot be exported); "

@@ -77,6 +77,13 @@ def choose_output(net, requested, kind):
     return name
 
 
+def build_deploy_net(prototxt):
+    """A deploy prototxt as a TEST-phase CaffeNet without fillers, in eval mode: weights come next (copy_from)."""
+    from .caffe import read_net
+    from .net import CaffeNet
+    return CaffeNet(read_net(prototxt), phase="TEST", source=os.fspath(prototxt), fill=False).eval()
+
+
 def load_model(snapshot, device, output_blob=None, kind="depth", cache=None):
     """Builds the snapshot's deploy net in the TEST phase, loads its weights (every layer with weights must
     find them in the caffemodel: a mismatching prototxt is an error, not random weights) and moves it to
@@ -84,9 +91,7 @@ def load_model(snapshot, device, output_blob=None, kind="depth", cache=None):
     when the prototxt is the same (only the weights are replaced)."""
     import torch
 
-    from .caffe import read_net
     from .caffe.io import read_text
-    from .net import CaffeNet
     if not os.path.isfile(snapshot.prototxt):
         raise DatasetError(f"no {os.path.basename(snapshot.prototxt)} beside {os.path.basename(snapshot.caffemodel)} "
                            f"(the deploy definition it was trained with)")
@@ -95,7 +100,7 @@ def load_model(snapshot, device, output_blob=None, kind="depth", cache=None):
     if net is None:
         if cache is not None:
             cache.key = cache.net = None
-        net = CaffeNet(read_net(snapshot.prototxt), phase="TEST", source=snapshot.prototxt, fill=False)
+        net = build_deploy_net(snapshot.prototxt)
         inputs = list(net.input_names)
         if INPUT_BLOB not in inputs and len(inputs) != 1:
             raise ShapeError(f"{snapshot.prototxt}: needs one image input (named {INPUT_BLOB}), has {inputs or 'none'}")
