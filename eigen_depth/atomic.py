@@ -15,7 +15,9 @@ def atomic_write(path, mode="wb"):
     folder = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        # text: UTF-8, with the bytes of file names that are not valid UTF-8 written back as they were
+        text = {} if "b" in mode else {"encoding": "utf-8", "errors": "surrogateescape"}
+        with os.fdopen(fd, mode, **text) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

@@ -228,9 +228,16 @@ def _panel(rgb):
     return cv2.resize(np.ascontiguousarray(rgb), (width, height), interpolation=cv2.INTER_AREA)
 
 
+def printable(text):
+    """ASCII for OpenCV's Hershey fonts: other characters, and the bytes of a file name that is not valid
+    UTF-8 (held as surrogates), as backslash escapes. (OpenCV crashes on surrogates and cannot draw the rest.)"""
+    return text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+
+
 def _text(canvas, text, x, y, scale=0.42):
     import cv2
-    cv2.putText(canvas, text, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, printable(text), (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
+                cv2.LINE_AA)
 
 
 def colour_bar(canvas, x, y, height, vmax, name, label):

@@ -18,6 +18,7 @@ from .caffe import array_to_blob, blob_to_array, read_caffemodel, read_net, sche
 from .caffe.schema import TEST, TRAIN
 from .errors import CaffemodelError, LayerError, ShapeError
 from .layers import layer_class
+from .layers.base import check_fits
 
 PHASE_NAMES = {TRAIN: "TRAIN", TEST: "TEST"}
 
@@ -153,6 +154,9 @@ class CaffeNet(nn.Module):
             if param.type == "Input":
                 self.input_names.extend(tops)
             for top, shape in zip(tops, layer.top_shapes):
+                too_big = check_fits(shape, f"top '{top}'")
+                if too_big:
+                    raise ShapeError(f"{self.source}: layer '{name}' ({param.type}): {too_big}")
                 shapes[top] = shape
             consumed.update(b for b in bottoms if b not in tops)
             self.layers.append(layer)

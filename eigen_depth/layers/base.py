@@ -29,6 +29,26 @@ def register(*type_names):
     return decorate
 
 
+def machine_memory_bytes():
+    """The machine's physical memory (None where the platform does not say)."""
+    import os
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(shape, what, itemsize=4):
+    """ShapeError text (or None) when a float32 array of `shape` would not fit in the machine's memory."""
+    import math
+    count = math.prod(int(d) for d in shape)
+    memory = machine_memory_bytes()
+    if memory and count * itemsize > memory:
+        return (f"{what} of shape {tuple(int(d) for d in shape)} needs {count * itemsize / 2**30:,.1f} GiB, more "
+                f"than this machine's {memory / 2**30:,.1f} GiB: check the sizes in the prototxt")
+    return None
+
+
 def layer_class(type_name, layer_name="?"):
     """The class registered for a Caffe type; LayerError listing the supported types otherwise."""
     if type_name not in LAYER_TYPES and type_name in DEFERRED_TYPES:
@@ -101,6 +121,9 @@ class Layer(nn.Module):
     # Helpers for subclasses -----------------------------------------------------------------
     def add_blob(self, shape):
         """Appends a zero-filled float32 parameter blob of `shape` and returns it."""
+        too_big = check_fits(shape, f"blob {len(self.blobs)}")
+        if too_big:
+            raise self.shape_error(too_big)
         blob = nn.Parameter(torch.zeros(tuple(int(d) for d in shape), dtype=torch.float32))
         self.blobs.append(blob)
         return blob
