@@ -1,6 +1,8 @@
-"""Loss layers: EuclideanLoss. The net multiplies a loss top by its loss_weight (default 1)."""
+"""Loss layers (EuclideanLoss, SoftmaxWithLoss) and Accuracy. The net multiplies a loss top by its loss_weight
+(default 1)."""
 import math
 
+from ..caffe.schema import NormalizationMode
 from .base import Layer, register
 
 
@@ -24,3 +26,93 @@ class EuclideanLoss(Layer):
     def forward(self, a, b):
         diff = a.reshape(a.shape[0], -1) - b.reshape(b.shape[0], -1)
         return ((diff * diff).sum() / a.shape[0] / 2,)
+
+
+def _normalizer(mode, outer, inner, valid):
+    """Caffe's LossLayer::GetNormalizer: how many the summed loss is divided by (at least 1)."""
+    counts = {"FULL": outer * inner, "VALID": valid, "BATCH_SIZE": outer, "NONE": 1}
+    return max(1.0, float(counts[mode]))
+
+
+@register("SoftmaxWithLoss")
+class SoftmaxWithLoss(Layer):
+    """-sum log(max(softmax(x)[label], FLT_MIN)) over the labelled positions, divided by the normalizer of
+    loss_param.normalization (VALID by default: the positions whose label is not ignore_label; the legacy
+    `normalize: false` means BATCH_SIZE). Labels are read as integers along softmax_param.axis (default 1); a
+    second top, when given, is the softmax itself. No gradient reaches the labels."""
+    BOTTOMS = 2
+    TOPS = (1, 2)
+    IS_LOSS = True
+
+    def setup(self, bottom_shapes):
+        scores, labels = bottom_shapes
+        self.axis = self.canonical_axis(self.param.softmax_param.axis, len(scores))
+        self.outer, self.inner = math.prod(scores[:self.axis]), math.prod(scores[self.axis + 1:])
+        if self.outer * self.inner != math.prod(labels):
+            raise self.shape_error(f"number of labels must match number of predictions: {self.outer} x "
+                                   f"{self.inner} predictions for scores {scores}, {math.prod(labels)} labels {labels}")
+        lp = self.param.loss_param
+        self.ignore = int(lp.ignore_label) if lp.HasField("ignore_label") else None
+        self.mode = NormalizationMode.by_number[int(lp.normalization)]
+        if not lp.HasField("normalization") and lp.HasField("normalize"):
+            self.mode = "VALID" if lp.normalize else "BATCH_SIZE"
+        return [()] + ([tuple(scores)] if len(self.param.top) > 1 else [])
+
+    def forward(self, scores, labels):
+        import torch
+        channels = scores.shape[self.axis]
+        log_prob = torch.log_softmax(scores.reshape(self.outer, channels, self.inner), dim=1)
+        prob = log_prob.exp()
+        label = labels.reshape(self.outer, self.inner).detach().long()
+        valid = torch.ones_like(label, dtype=torch.bool) if self.ignore is None else label != self.ignore
+        if bool(((label < 0) | (label >= channels))[valid].any()):
+            raise self.error(f"a label is outside 0..{channels - 1}")
+        picked = torch.gather(prob, 1, label.clamp(0, channels - 1)[:, None, :])[:, 0, :]
+        floor = torch.finfo(scores.dtype).tiny
+        losses = -torch.log(torch.clamp(picked, min=floor)) * valid
+        loss = losses.sum() / _normalizer(self.mode, self.outer, self.inner, int(valid.sum()))
+        if len(self.top_shapes) > 1:
+            return loss, prob.reshape(scores.shape)
+        return (loss,)
+
+
+@register("Accuracy")
+class Accuracy(Layer):
+    """The fraction of labelled positions whose label is among the top_k scores along accuracy_param.axis
+    (ties count against it, as in Caffe: a label is right when fewer than top_k scores are >= its own);
+    positions labelled ignore_label are left out. A second top, when given, is the accuracy per class."""
+    BOTTOMS = 2
+    TOPS = (1, 2)
+
+    def setup(self, bottom_shapes):
+        scores, labels = bottom_shapes
+        ap = self.param.accuracy_param
+        self.top_k = int(ap.top_k)
+        self.axis = self.canonical_axis(ap.axis, len(scores))
+        self.outer, self.inner = math.prod(scores[:self.axis]), math.prod(scores[self.axis + 1:])
+        self.classes = scores[self.axis]
+        if self.top_k > self.classes:
+            raise self.error(f"top_k ({self.top_k}) must be at most the number of classes ({self.classes})")
+        if self.outer * self.inner != math.prod(labels):
+            raise self.shape_error(f"number of labels must match number of predictions: scores {scores}, "
+                                   f"labels {labels}")
+        self.ignore = int(ap.ignore_label) if ap.HasField("ignore_label") else None
+        return [()] + ([(self.classes,)] if len(self.param.top) > 1 else [])
+
+    def forward(self, scores, labels):
+        import torch
+        scores = scores.detach().reshape(self.outer, self.classes, self.inner)
+        label = labels.detach().reshape(self.outer, self.inner).long()
+        valid = torch.ones_like(label, dtype=torch.bool) if self.ignore is None else label != self.ignore
+        true_score = torch.gather(scores, 1, label.clamp(0, self.classes - 1)[:, None, :])
+        right = ((scores >= true_score).sum(dim=1) - 1 < self.top_k) & valid
+        count = int(valid.sum())
+        accuracy = right.sum().to(scores.dtype) / count if count else scores.new_zeros(())
+        if len(self.top_shapes) == 1:
+            return (accuracy,)
+        per_class = scores.new_zeros(self.classes)
+        for c in range(self.classes):
+            members = (label == c) & valid
+            if bool(members.any()):
+                per_class[c] = right[members].sum().to(scores.dtype) / int(members.sum())
+        return accuracy, per_class
