@@ -113,3 +113,15 @@ def test_accuracy_counts_ties_against_the_label_and_skips_ignored_ones():
                 [scores.shape, labels.shape])
     # rows 1 and 2 are right at top 2; row 3 (label 2, score 0.1) and row 4 (label 0, score 0.2) are not
     assert run(top2, scores, labels)[0] == pytest.approx(2 / 4)
+
+
+def test_softmax_with_loss_keeps_caffes_gradient_where_the_probability_underflows():
+    # scores far apart: p(label) underflows float32, the loss is -log(FLT_MIN) and Caffe's gradient is still
+    # (softmax - onehot) / N: -1 at the label, +1 at the winning class
+    x = np.array([[0.0, 200.0, 0.0]], np.float32)
+    layer = make('name: "l" type: "SoftmaxWithLoss" bottom: "x" bottom: "y" top: "loss"', [x.shape, (1,)])
+    xt = torch.tensor(x, requires_grad=True)
+    (loss,) = layer(xt, torch.tensor([0.0]))
+    loss.backward()
+    assert float(loss) == pytest.approx(-np.log(np.finfo(np.float32).tiny), rel=1e-6)
+    np.testing.assert_allclose(xt.grad.numpy(), [[-1.0, 1.0, 0.0]], atol=1e-6)

@@ -67,9 +67,12 @@ class SoftmaxWithLoss(Layer):
         valid = torch.ones_like(label, dtype=torch.bool) if self.ignore is None else label != self.ignore
         if bool(((label < 0) | (label >= channels))[valid].any()):
             raise self.error(f"a label is outside 0..{channels - 1}")
-        picked = torch.gather(prob, 1, label.clamp(0, channels - 1)[:, None, :])[:, 0, :]
-        floor = torch.finfo(scores.dtype).tiny
-        losses = -torch.log(torch.clamp(picked, min=floor)) * valid
+        picked = torch.gather(log_prob, 1, label.clamp(0, channels - 1)[:, None, :])[:, 0, :]
+        # the value of -log(max(p, FLT_MIN)), with Caffe's analytic gradient (softmax - onehot) even where p
+        # underflows: the clamp changes the value only, not the gradient
+        floor = math.log(torch.finfo(scores.dtype).tiny)
+        picked = picked + (torch.clamp(picked, min=floor) - picked).detach()
+        losses = -picked * valid
         loss = losses.sum() / _normalizer(self.mode, self.outer, self.inner, int(valid.sum()))
         if len(self.top_shapes) > 1:
             return loss, prob.reshape(scores.shape)
