@@ -15,8 +15,9 @@ from .fillers import fill as _fill
 
 LAYER_TYPES = {}
 # Types whose classes live outside this package, imported on first use (the data package needs LMDB, HDF5
-# and the renderer, which a deploy net never does).
-DEFERRED_TYPES = {"Data": "eigen_depth.data.layers", "HDF5Data": "eigen_depth.data.layers"}
+# and the renderer, which a deploy net never does; Python layers need pycaffe's Blob).
+DEFERRED_TYPES = {"Data": "eigen_depth.data.layers", "HDF5Data": "eigen_depth.data.layers",
+                  "Python": "eigen_depth.pycaffe.python_layer"}
 
 
 def register(*type_names):
