@@ -94,6 +94,16 @@ def _train(parser):
     return run
 
 
+@command("pycaffe", "run an unmodified pycaffe program: eigen-depth pycaffe SCRIPT.py [ARGS] | -m MODULE [ARGS]")
+def _pycaffe(parser):
+    parser.add_argument("program", nargs=argparse.REMAINDER, help="SCRIPT.py [ARGS] or -m MODULE [ARGS]")
+
+    def run(args):  # reached only through --help listings: main() hands `pycaffe ...` over before parsing
+        from .pycaffe.__main__ import main as run_pycaffe
+        return run_pycaffe(args.program)
+    return run
+
+
 @command("nets", "list the thesis's networks and solvers shipped with the package (for --model / --solver)")
 def _nets(parser):
     def run(args):
@@ -200,6 +210,9 @@ def _is_staged(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["pycaffe"]:  # the rest is the program and its arguments, not options of ours
+        from .pycaffe.__main__ import main as run_pycaffe
+        return run_pycaffe(argv[1:])
     if _is_staged(argv):
         from .train import staged_main
         return staged_main(argv[1:], prog="eigen-depth train")

@@ -1,0 +1,99 @@
+"""Unmodified pycaffe programs under `python -m eigen_depth.pycaffe`: a script written the Caffe way (load_image,
+Transformer, blob reshape, forward, backward to the input) gives OpenCV's forward and the input gradient
+computed in NumPy; `import caffe` resolves only inside the runner."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import scipy.signal
+
+SCRIPT = r'''
+import sys
+import numpy as np
+import caffe
+from caffe.proto import caffe_pb2
+
+folder = sys.argv[1]
+caffe.set_mode_cpu()
+caffe.set_random_seed(3)
+net = caffe.Net(folder + "/deploy.prototxt", caffe.TEST)
+for blob in net.params["conv"]:
+    blob.data[...] = np.random.RandomState(4).standard_normal(blob.data.shape)
+net.save(folder + "/weights.caffemodel")
+
+image = caffe.io.load_image(folder + "/photo.png")           # H x W x 3 RGB in [0, 1]
+image = caffe.io.resize(image, (20, 24))
+transformer = caffe.io.Transformer({"data": (1, 3, 20, 24)})
+transformer.set_transpose("data", (2, 0, 1))
+transformer.set_channel_swap("data", (2, 1, 0))               # RGB -> BGR, as Caffe models expect
+transformer.set_raw_scale("data", 255)
+transformer.set_mean("data", np.array([104.0, 117.0, 123.0]))
+x = transformer.preprocess("data", image)
+
+net.blobs["data"].reshape(1, 3, 20, 24)                      # another size than the prototxt's
+net.blobs["data"].data[...] = x
+out = net.forward()["conv"].copy()
+net.blobs["conv"].diff[...] = 1.0                            # d(sum of the output)
+grad = net.backward()["data"].copy()
+layer = net.layers[list(net._layer_names).index("conv")]
+assert layer.type == "Convolution" and isinstance(caffe_pb2.NetParameter(), object)
+np.save(folder + "/x.npy", x)
+np.save(folder + "/out.npy", out)
+np.save(folder + "/grad.npy", grad)
+print("done", sys.argv[2])
+'''
+
+DEPLOY = """name: "one_conv"
+input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+force_backward: true
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
+"""
+
+
+def runner(*argv, cwd):
+    return subprocess.run([sys.executable, "-m", "eigen_depth.pycaffe", *map(str, argv)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_caffe_style_script_runs_unmodified_with_opencvs_forward_and_numpys_gradient(tmp_path):
+    (tmp_path / "deploy.prototxt").write_text(DEPLOY)
+    (tmp_path / "script.py").write_text(SCRIPT)
+    photo = (np.random.default_rng(0).random((30, 36, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    done = runner("script.py", tmp_path, "extra-argument", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done extra-argument"
+    x, out, grad = (np.load(tmp_path / f"{name}.npy") for name in ("x", "out", "grad"))
+    assert x.shape == (3, 20, 24) and out.shape == (1, 2, 20, 24) and grad.shape == (1, 3, 20, 24)
+    # the forward: OpenCV's Caffe reader on the weights the script saved
+    opencv = cv2.dnn.readNetFromCaffe(str(tmp_path / "deploy.prototxt"), str(tmp_path / "weights.caffemodel"))
+    opencv.setInput(x[np.newaxis].astype(np.float32))
+    reference = opencv.forward()
+    # float32 sums of 27 products of size ~100: agreement to 1e-5 of the output's scale
+    np.testing.assert_allclose(out, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+    # the gradient of sum(conv(x)) w.r.t. x: for each input channel, the sum over outputs of a full
+    # convolution of the all-ones top diff with the kernel, cut to the padded input (pad 1)
+    kernel = np.random.RandomState(4).standard_normal((2, 3, 3, 3)).astype(np.float32)
+    expected = np.zeros((3, 20, 24))
+    for c in range(3):
+        for o in range(2):
+            full = scipy.signal.convolve2d(np.ones((20, 24)), kernel[o, c], mode="full")   # (22, 26)
+            expected[c] += full[1:-1, 1:-1]
+    np.testing.assert_allclose(grad[0], expected, rtol=1e-5, atol=1e-4)
+
+
+def test_modules_and_the_cli_form_and_no_caffe_outside_the_runner(tmp_path):
+    (tmp_path / "probe.py").write_text("import sys, caffe, caffe.io, caffe.net_spec, caffe.coord_map\n"
+                                       "print(caffe.__name__, caffe.io.__name__, sys.argv[1:])\n")
+    done = runner("-m", "probe", "a", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["eigen_depth.pycaffe", "eigen_depth.pycaffe.io", "['a']"]
+    done = subprocess.run([sys.executable, "-m", "eigen_depth", "pycaffe", "probe.py", "b"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split()[-1] == "['b']", done.stderr
+    plain = subprocess.run([sys.executable, "-c", "import eigen_depth.pycaffe, eigen_depth.compat; import caffe"],
+                           cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=""))
+    assert plain.returncode != 0 and "No module named 'caffe'" in plain.stderr
