@@ -140,3 +140,21 @@ def test_layer_with_several_bottoms_matches_opencv(text, shapes):
     (y,) = layer(*[torch.from_numpy(x) for x in xs])
     assert layer.top_shapes == [expected.shape]
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pooling_ceil_mode_false_of_converted_models_floors_like_opencv(tmp_path):
+    # 7x7 input, kernel 2, stride 2: Caffe's ceil gives 4x4, `ceil_mode: false` (as OpenCV reads it) 3x3
+    import cv2
+    from eigen_depth.caffe import parse_text, schema
+    from eigen_depth.net import CaffeNet
+    text = ('layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 7 dim: 7 } } }\n'
+            'layer { name: "p" type: "Pooling" bottom: "x" top: "p" '
+            'pooling_param { pool: MAX kernel_size: 2 stride: 2 ceil_mode: false } }\n')
+    (tmp_path / "pool.prototxt").write_text(text)
+    x = np.arange(49, dtype=np.float32).reshape(1, 1, 7, 7)
+    opencv = cv2.dnn.readNetFromCaffe(str(tmp_path / "pool.prototxt"))
+    opencv.setInput(x)
+    expected = opencv.forward()
+    assert expected.shape == (1, 1, 3, 3)
+    got = CaffeNet(parse_text(schema.NetParameter, text))({"x": x})["p"].numpy()
+    np.testing.assert_array_equal(got, expected)

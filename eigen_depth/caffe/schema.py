@@ -190,6 +190,9 @@ PoolingParameter = message_type("PoolingParameter", [
     opt("kernel_w", 6, "uint32"), opt("stride", 3, "uint32", 1), opt("stride_h", 7, "uint32"),
     opt("stride_w", 8, "uint32"), opt("engine", 11, "enum", enum=Engine),
     opt("global_pooling", 12, "bool"), opt("round_mode", 13, "enum", enum=RoundMode),
+    # `ceil_mode` of converted community models (OpenCV reads it): accepted in text; its number is not Caffe's
+    # (BVLC's 13 is round_mode), so a binary file written here keeps it apart from round_mode
+    opt("ceil_mode", 1013, "bool", True),
 ], enums=[PoolMethod, Engine, RoundMode])
 PowerParameter = message_type("PowerParameter", [
     opt("power", 1, "float", 1.0), opt("scale", 2, "float", 1.0), opt("shift", 3, "float", 0.0),

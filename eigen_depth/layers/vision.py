@@ -217,6 +217,8 @@ class Pooling(Layer):
         if self.kernel is not None and (self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]):
             raise self.error(f"pad {self.pad} must be smaller than the kernel {self.kernel}")
         self.floor_mode = pp.round_mode == PoolingParameter.FLOOR
+        if pp.HasField("ceil_mode") and not pp.HasField("round_mode"):  # converted models' spelling
+            self.floor_mode = not pp.ceil_mode
         self._geometries = {}
         geometry = self.geometry(shape[2], shape[3])
         top = (shape[0], shape[1]) + geometry.out
