@@ -97,3 +97,31 @@ def test_modules_and_the_cli_form_and_no_caffe_outside_the_runner(tmp_path):
     plain = subprocess.run([sys.executable, "-c", "import eigen_depth.pycaffe, eigen_depth.compat; import caffe"],
                            cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=""))
     assert plain.returncode != 0 and "No module named 'caffe'" in plain.stderr
+
+
+def test_classifier_predicts_the_softmax_of_the_preprocessed_crops(tmp_path):
+    import eigen_depth.pycaffe as caffe
+    (tmp_path / "cls.prototxt").write_text(
+        'input: "data" input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }\n'
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 3 } }\n'
+        'layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }\n')
+    rng = np.random.default_rng(2)
+    weight, bias = rng.standard_normal((3, 60)).astype(np.float32) * 0.01, np.array([0.1, -0.2, 0.3], np.float32)
+    net = caffe.Net(str(tmp_path / "cls.prototxt"), caffe.TEST)
+    net.params["fc"][0].data[...] = weight
+    net.params["fc"][1].data[...] = bias
+    net.save(str(tmp_path / "cls.caffemodel"))
+    classifier = caffe.Classifier(str(tmp_path / "cls.prototxt"), str(tmp_path / "cls.caffemodel"),
+                                  mean=np.array([0.5, 0.4, 0.3]), raw_scale=255.0, channel_swap=(2, 1, 0))
+    image = rng.random((4, 5, 3)).astype(np.float32)
+
+    def expected_scores(picture):
+        x = picture.transpose(2, 0, 1)[::-1] * 255.0 - np.array([0.5, 0.4, 0.3])[:, None, None]
+        logits = weight.astype(np.float64) @ x.ravel() + bias
+        return np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+
+    centre = classifier.predict([image], oversample=False)
+    np.testing.assert_allclose(centre[0], expected_scores(image), rtol=1e-5)
+    # ten crops of an image the size of the input: five copies and five mirrors
+    ten = classifier.predict([image], oversample=True)
+    np.testing.assert_allclose(ten[0], (expected_scores(image) + expected_scores(image[:, ::-1])) / 2, rtol=1e-5)
