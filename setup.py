@@ -24,6 +24,7 @@ setup(
         "h5py>=3.6,<4",
         "lmdb>=1.3,<3",
         "tqdm>=4.60,<5",
+        "protobuf>=3.20",  # caffe.proto.caffe_pb2 under `python -m eigen_depth.pycaffe`
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.50", "onnxruntime>=1.16", "protobuf>=3.20", "setuptools>=70.1"],
