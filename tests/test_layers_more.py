@@ -86,3 +86,30 @@ layer { name: "sum" type: "Eltwise" bottom: "bnll" bottom: "prelu" top: "out" }
     opencv.setInput(x)
     with torch.no_grad():
         np.testing.assert_allclose(net({"x": x})["out"].numpy(), opencv.forward(), rtol=1e-5, atol=1e-5)
+
+
+def test_sigmoid_cross_entropy_multinomial_logistic_and_hinge_losses():
+    x = rand(4, 3, seed=7) * 4
+    targets = (np.random.default_rng(8).random((4, 3)) > 0.5).astype(np.float32)
+    sigmoid = 1 / (1 + np.exp(-x.astype(np.float64)))
+    layer = make('name: "s" type: "SigmoidCrossEntropyLoss"', [x.shape, targets.shape])
+    expected = -np.sum(targets * np.log(sigmoid) + (1 - targets) * np.log(1 - sigmoid)) / 4   # BATCH_SIZE
+    assert run(layer, x, targets)[0] == pytest.approx(expected, rel=1e-5)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    layer.double()(xt, torch.tensor(targets, dtype=torch.float64))[0].backward()
+    np.testing.assert_allclose(xt.grad.numpy(), (sigmoid - targets) / 4, rtol=1e-6)   # Caffe's backward
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]], np.float32)
+    labels = np.array([0, 0], np.float32)
+    layer = make('name: "m" type: "MultinomialLogisticLoss"', [probs.shape, labels.shape])
+    assert run(layer, probs, labels)[0] == pytest.approx(-(np.log(0.7) + np.log(1e-20)) / 2, rel=1e-5)
+    pt = torch.tensor(probs, dtype=torch.float64, requires_grad=True)
+    layer.double()(pt, torch.tensor(labels, dtype=torch.float64))[0].backward()
+    assert pt.grad[0, 0].item() == pytest.approx(-1 / 0.7 / 2) and pt.grad[1, 0].item() == pytest.approx(-1e20 / 2)
+
+    scores = np.array([[0.5, -2.0, 0.3], [-0.2, 0.9, 1.5]], np.float32)
+    labels = np.array([0, 2], np.float32)
+    margins = np.array([[0.5, 0.0, 1.3], [0.8, 1.9, 0.0]])
+    for norm, expected in (("L1", margins.sum() / 2), ("L2", (margins ** 2).sum() / 2)):
+        layer = make(f'name: "h" type: "HingeLoss" hinge_loss_param {{ norm: {norm} }}', [scores.shape, (2,)])
+        assert run(layer, scores, labels)[0] == pytest.approx(expected, rel=1e-5)

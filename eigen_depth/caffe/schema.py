@@ -227,6 +227,8 @@ SliceParameter = message_type("SliceParameter", [
 ])
 TanHParameter = message_type("TanHParameter", [opt("engine", 1, "enum", enum=Engine)], enums=[Engine])
 ThresholdParameter = message_type("ThresholdParameter", [opt("threshold", 1, "float")])
+SwishParameter = message_type("SwishParameter", [opt("beta", 1, "float", 1.0)])
+ClipParameter = message_type("ClipParameter", [opt("min", 1, "float"), opt("max", 2, "float")])
 TileParameter = message_type("TileParameter", [opt("axis", 1, "int32", 1), opt("tiles", 2, "int32")])
 
 # Layer-specific parameter messages: (field name, V2 number, message type, V1 number or None).
@@ -272,6 +274,8 @@ LAYER_PARAMS = [
     ("slice_param", 126, "SliceParameter", 31),
     ("tanh_param", 127, "TanHParameter", 37),
     ("threshold_param", 128, "ThresholdParameter", 25),
+    ("swish_param", 147, "SwishParameter", None),
+    ("clip_param", 148, "ClipParameter", None),
     ("tile_param", 138, "TileParameter", None),
 ]
 

@@ -165,3 +165,91 @@ class Softmax(Layer):
 
     def forward(self, x):
         return (torch.softmax(x, dim=self.axis),)
+
+
+@register("ELU")
+class ELU(Layer):
+    """y = x for x > 0, alpha (exp(x) - 1) otherwise (elu_param.alpha, default 1)."""
+
+    def setup(self, bottom_shapes):
+        self.alpha = float(self.param.elu_param.alpha)
+        return bottom_shapes
+
+    def forward(self, x):
+        return (torch.where(x > 0, x, self.alpha * torch.expm1(torch.clamp(x, max=0))),)
+
+
+@register("BNLL")
+class BNLL(Layer):
+    """y = log(1 + exp(x)), computed as x + log(1 + exp(-x)) for x > 0 as Caffe does."""
+
+    def setup(self, bottom_shapes):
+        return bottom_shapes
+
+    def forward(self, x):
+        return (F.softplus(x),)
+
+
+@register("Threshold")
+class Threshold(Layer):
+    """y = 1 where x > threshold_param.threshold (default 0), else 0; no gradient (Caffe has none)."""
+
+    def setup(self, bottom_shapes):
+        self.threshold = float(self.param.threshold_param.threshold)
+        return bottom_shapes
+
+    def forward(self, x):
+        return ((x.detach() > self.threshold).to(x.dtype),)
+
+
+@register("Swish")
+class Swish(Layer):
+    """y = x sigmoid(beta x) (swish_param.beta, default 1)."""
+
+    def setup(self, bottom_shapes):
+        self.beta = float(self.param.swish_param.beta)
+        return bottom_shapes
+
+    def forward(self, x):
+        return (x * torch.sigmoid(self.beta * x),)
+
+
+@register("Clip")
+class Clip(Layer):
+    """y = min(max(x, clip_param.min), clip_param.max); both bounds are required."""
+
+    def setup(self, bottom_shapes):
+        cp = self.param.clip_param
+        if not (cp.HasField("min") and cp.HasField("max")):
+            raise self.error("clip_param needs both min and max")
+        self.low, self.high = float(cp.min), float(cp.max)
+        if self.low > self.high:
+            raise self.error(f"clip_param min ({self.low}) is above max ({self.high})")
+        return bottom_shapes
+
+    def forward(self, x):
+        return (torch.clamp(x, self.low, self.high),)
+
+
+@register("PReLU")
+class PReLU(Layer):
+    """y = max(0, x) + a min(0, x), with a learned slope a per channel (axis 1), or one for all with
+    prelu_param.channel_shared; slopes start from prelu_param.filler (default constant 0.25)."""
+
+    def setup(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) < 2 and not self.param.prelu_param.channel_shared:
+            raise self.shape_error(f"needs a channel axis, got {shape} (or set channel_shared)")
+        self.shared = bool(self.param.prelu_param.channel_shared)
+        self.add_blob((1,) if self.shared else (shape[1],))
+        return bottom_shapes
+
+    def fill(self, generator, **options):
+        from ..caffe.schema import FillerParameter
+        pp = self.param.prelu_param
+        filler = pp.filler if pp.HasField("filler") else FillerParameter(type="constant", value=0.25)
+        self.fill_blob(self.blobs[0], filler, generator, **options)
+
+    def forward(self, x):
+        slope = self.blobs[0] if self.shared else self.blobs[0].reshape((1, -1) + (1,) * (x.dim() - 2))
+        return (torch.clamp(x, min=0) + slope * torch.clamp(x, max=0),)

@@ -362,3 +362,92 @@ class DummyData(Layer):
                 top = torch.empty(shape, dtype=self.anchor.dtype, device=self.anchor.device)
                 tops.append(self.fill_blob(top, filler, None))
         return tuple(tops)
+
+
+@register("Tile")
+class Tile(Layer):
+    """The bottom repeated tile_param.tiles times along tile_param.axis (default 1)."""
+
+    def setup(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        tp = self.param.tile_param
+        self.axis = self.canonical_axis(tp.axis, len(shape))
+        self.tiles = int(tp.tiles)
+        if self.tiles < 1:
+            raise self.error(f"tile_param.tiles must be at least 1, got {self.tiles}")
+        top = list(shape)
+        top[self.axis] *= self.tiles
+        return [tuple(top)]
+
+    def forward(self, x):
+        repeats = [1] * x.dim()
+        repeats[self.axis] = self.tiles
+        return (x.repeat(*repeats),)
+
+
+@register("Reduction")
+class Reduction(Layer):
+    """SUM, ASUM (sum of |x|), SUMSQ or MEAN over every axis from reduction_param.axis (default 0) to the
+    last, times coeff (default 1); the top keeps the axes before it."""
+
+    def setup(self, bottom_shapes):
+        from ..caffe.schema import ReductionOp
+        shape = bottom_shapes[0]
+        rp = self.param.reduction_param
+        self.axis = self.canonical_axis(rp.axis, len(shape)) if len(shape) else 0
+        self.operation = ReductionOp.by_number[int(rp.operation)]
+        self.coeff = float(rp.coeff)
+        return [tuple(shape[:self.axis])]
+
+    def forward(self, x):
+        flat = x.reshape(tuple(x.shape[:self.axis]) + (-1,))
+        if self.operation == "ASUM":
+            flat = flat.abs()
+        elif self.operation == "SUMSQ":
+            flat = flat * flat
+        value = flat.mean(-1) if self.operation == "MEAN" else flat.sum(-1)
+        return (value * self.coeff,)
+
+
+@register("Parameter")
+class Parameter(Layer):
+    """No bottom; its top is its own learnable blob of parameter_param.shape."""
+    BOTTOMS = 0
+
+    def setup(self, bottom_shapes):
+        shape = tuple(int(d) for d in self.param.parameter_param.shape.dim)
+        self.add_blob(shape)
+        return [shape]
+
+    def forward(self):
+        return (self.blobs[0] * 1,)
+
+
+@register("Embed")
+class Embed(Layer):
+    """Rows of a learned (input_dim, num_output) table picked by the bottom's integer values, plus a bias;
+    the top has the bottom's shape with num_output appended."""
+
+    def setup(self, bottom_shapes):
+        ep = self.param.embed_param
+        self.input_dim, self.num_output = int(ep.input_dim), int(ep.num_output)
+        if self.input_dim < 1 or self.num_output < 1:
+            raise self.error("embed_param needs positive input_dim and num_output")
+        self.bias_term = bool(ep.bias_term)
+        self.add_blob((self.input_dim, self.num_output))
+        if self.bias_term:
+            self.add_blob((self.num_output,))
+        return [tuple(bottom_shapes[0]) + (self.num_output,)]
+
+    def fill(self, generator, **options):
+        ep = self.param.embed_param
+        self.fill_blob(self.blobs[0], ep.weight_filler, generator, **options)
+        if self.bias_term:
+            self.fill_blob(self.blobs[1], ep.bias_filler, generator, **options)
+
+    def forward(self, x):
+        index = x.detach().long()
+        if bool(((index < 0) | (index >= self.input_dim)).any()):
+            raise self.error(f"an index is outside 0..{self.input_dim - 1}")
+        out = F.embedding(index, self.blobs[0])
+        return (out + self.blobs[1] if self.bias_term else out,)

@@ -119,3 +119,95 @@ class Accuracy(Layer):
             if bool(members.any()):
                 per_class[c] = right[members].sum().to(scores.dtype) / int(members.sum())
         return accuracy, per_class
+
+
+def _loss_mode(lp, default):
+    """The normalisation of a loss layer: loss_param.normalization, else the legacy `normalize`, else default."""
+    if lp.HasField("normalization"):
+        return NormalizationMode.by_number[int(lp.normalization)]
+    if lp.HasField("normalize"):
+        return "VALID" if lp.normalize else "BATCH_SIZE"
+    return default
+
+
+@register("SigmoidCrossEntropyLoss")
+class SigmoidCrossEntropyLoss(Layer):
+    """-sum [t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] over the positions whose target is not
+    ignore_label, in Caffe's overflow-free form, divided by the normaliser (BATCH_SIZE unless loss_param says
+    otherwise). The targets get no gradient."""
+    BOTTOMS = 2
+    IS_LOSS = True
+
+    def setup(self, bottom_shapes):
+        scores, targets = bottom_shapes
+        if math.prod(scores) != math.prod(targets):
+            raise self.shape_error(f"scores {scores} and targets {targets} must have the same count")
+        lp = self.param.loss_param
+        self.ignore = int(lp.ignore_label) if lp.HasField("ignore_label") else None
+        self.mode = _loss_mode(lp, "BATCH_SIZE")
+        self.outer = scores[0] if scores else 1
+        self.inner = math.prod(scores) // max(1, self.outer)
+        return [()]
+
+    def forward(self, x, target):
+        import torch
+        t = target.detach().reshape(x.shape)
+        valid = torch.ones_like(t, dtype=torch.bool) if self.ignore is None else t != self.ignore
+        positive = (x >= 0).to(x.dtype)
+        terms = -(x * (t - positive) - torch.log1p(torch.exp(x - 2 * x * positive)))
+        loss = (terms * valid).sum()
+        return (loss / _normalizer(self.mode, self.outer, self.inner, int(valid.sum())),)
+
+
+@register("MultinomialLogisticLoss")
+class MultinomialLogisticLoss(Layer):
+    """-sum log(max(p[label], 1e-20)) / N over probabilities p (N x C); the gradient keeps Caffe's
+    -1 / max(p, 1e-20) where p is below the threshold."""
+    BOTTOMS = 2
+    IS_LOSS = True
+
+    def setup(self, bottom_shapes):
+        probs, labels = bottom_shapes
+        self.num = probs[0]
+        self.dim = math.prod(probs) // self.num
+        if math.prod(labels) != self.num:
+            raise self.shape_error(f"needs one label per sample: probabilities {probs}, labels {labels}")
+        return [()]
+
+    def forward(self, p, labels):
+        import torch
+        flat = p.reshape(self.num, self.dim)
+        label = labels.detach().reshape(self.num).long()
+        if bool(((label < 0) | (label >= self.dim)).any()):
+            raise self.error(f"a label is outside 0..{self.dim - 1}")
+        picked = flat[torch.arange(self.num), label]
+        floored = picked + (torch.clamp(picked, min=1e-20) - picked).detach()
+        return (-torch.log(floored).sum() / self.num,)
+
+
+@register("HingeLoss")
+class HingeLoss(Layer):
+    """One-vs-all hinge loss of scores (N x C): sum over classes of max(0, 1 - x) for the label and
+    max(0, 1 + x) for the others, per hinge_loss_param.norm L1 (default) or squared (L2), divided by N."""
+    BOTTOMS = 2
+    IS_LOSS = True
+
+    def setup(self, bottom_shapes):
+        from ..caffe.schema import HingeLossParameter
+        scores, labels = bottom_shapes
+        self.num = scores[0]
+        self.dim = math.prod(scores) // self.num
+        if math.prod(labels) != self.num:
+            raise self.shape_error(f"needs one label per sample: scores {scores}, labels {labels}")
+        self.squared = int(self.param.hinge_loss_param.norm) == HingeLossParameter.L2
+        return [()]
+
+    def forward(self, x, labels):
+        import torch
+        flat = x.reshape(self.num, self.dim)
+        label = labels.detach().reshape(self.num).long()
+        sign = torch.ones_like(flat)
+        sign[torch.arange(self.num), label] = -1.0
+        margin = torch.clamp(1 + sign * flat, min=0)
+        total = (margin * margin).sum() if self.squared else margin.sum()
+        return (total / self.num,)
