@@ -113,3 +113,14 @@ def test_sigmoid_cross_entropy_multinomial_logistic_and_hinge_losses():
     for norm, expected in (("L1", margins.sum() / 2), ("L2", (margins ** 2).sum() / 2)):
         layer = make(f'name: "h" type: "HingeLoss" hinge_loss_param {{ norm: {norm} }}', [scores.shape, (2,)])
         assert run(layer, scores, labels)[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_argmax_ranks_with_caffes_tie_rule_with_and_without_an_axis():
+    x = np.array([[[3.0, 1.0, 3.0, 2.0]], [[0.0, 5.0, 4.0, 5.0]]], np.float32)   # (2, 1, 4)
+    flat = make('name: "a" type: "ArgMax" argmax_param { top_k: 2 out_max_val: true }', [x.shape])
+    # ties: the larger index first (3.0 at 2 before 3.0 at 0; 5.0 at 3 before 5.0 at 1)
+    np.testing.assert_array_equal(run(flat, x)[0], [[[2, 0], [3, 3]], [[3, 1], [5, 5]]])
+    along = make('name: "a" type: "ArgMax" argmax_param { axis: 2 }', [x.shape])
+    np.testing.assert_array_equal(run(along, x)[0], [[[2]], [[3]]])
+    with pytest.raises(LayerError, match="top_k"):
+        make('name: "a" type: "ArgMax" argmax_param { top_k: 5 }', [x.shape])

@@ -451,3 +451,44 @@ class Embed(Layer):
             raise self.error(f"an index is outside 0..{self.input_dim - 1}")
         out = F.embedding(index, self.blobs[0])
         return (out + self.blobs[1] if self.bias_term else out,)
+
+
+@register("ArgMax")
+class ArgMax(Layer):
+    """The indices of the top_k largest values (ties: the larger index first, as Caffe's sort of (value,
+    index) pairs gives), per sample over all its values, or along argmax_param.axis when set. Without an axis
+    the top is (N, 1, top_k), or (N, 2, top_k) with the values after the indices when out_max_val; with an
+    axis it is the bottom's shape with top_k there, holding the values when out_max_val. No gradient."""
+
+    def setup(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        ap = self.param.argmax_param
+        self.top_k, self.out_max_val = int(ap.top_k), bool(ap.out_max_val)
+        self.axis = self.canonical_axis(ap.axis, len(shape)) if ap.HasField("axis") else None
+        extent = shape[self.axis] if self.axis is not None else math.prod(shape[1:])
+        if not 1 <= self.top_k <= extent:
+            raise self.error(f"top_k ({self.top_k}) must be between 1 and the {extent} values it ranks")
+        if self.axis is not None:
+            top = list(shape)
+            top[self.axis] = self.top_k
+            return [tuple(top)]
+        top = [1] * max(3, len(shape))
+        top[0], top[2] = shape[0], self.top_k
+        if self.out_max_val:
+            top[1] = 2
+        return [tuple(top)]
+
+    def _ranked(self, values, dim):
+        flipped = values.flip(dim)  # a stable descending sort of the flipped values puts larger indices first
+        ranked, order = torch.sort(flipped, dim=dim, descending=True, stable=True)
+        index = values.shape[dim] - 1 - order
+        return ranked.narrow(dim, 0, self.top_k), index.narrow(dim, 0, self.top_k)
+
+    def forward(self, x):
+        x = x.detach()
+        if self.axis is not None:
+            values, index = self._ranked(x, self.axis)
+            return ((values if self.out_max_val else index.to(x.dtype)),)
+        values, index = self._ranked(x.reshape(x.shape[0], -1), 1)
+        parts = [index.to(x.dtype)] + ([values] if self.out_max_val else [])
+        return (torch.stack(parts, 1).reshape(self.top_shapes[0]),)
