@@ -124,3 +124,20 @@ def test_argmax_ranks_with_caffes_tie_rule_with_and_without_an_axis():
     np.testing.assert_array_equal(run(along, x)[0], [[[2]], [[3]]])
     with pytest.raises(LayerError, match="top_k"):
         make('name: "a" type: "ArgMax" argmax_param { top_k: 5 }', [x.shape])
+
+
+def test_im2col_lays_out_patches_channel_major_and_batch_reindex_picks_samples():
+    x = rand(2, 2, 5, 6, seed=9)
+    layer = make('name: "i" type: "Im2col" convolution_param { kernel_size: 3 stride: 2 pad: 1 }', [x.shape])
+    (columns,) = run(layer, x)
+    assert columns.shape == (2, 18, 3, 3)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    for c in range(2):
+        for ky in range(3):
+            for kx in range(3):   # Caffe's im2col row: (c * kh + ky) * kw + kx
+                np.testing.assert_array_equal(columns[:, (c * 3 + ky) * 3 + kx],
+                                              padded[:, c, ky:ky + 5:2, kx:kx + 5:2][:, :3, :3])
+    data = rand(4, 3, seed=10)
+    reindex = make('name: "b" type: "BatchReindex"', [data.shape, (5,)])
+    order = np.array([3, 0, 0, 2, 1], np.float32)
+    np.testing.assert_array_equal(run(reindex, data, order)[0], data[[3, 0, 0, 2, 1]])

@@ -492,3 +492,22 @@ class ArgMax(Layer):
         values, index = self._ranked(x.reshape(x.shape[0], -1), 1)
         parts = [index.to(x.dtype)] + ([values] if self.out_max_val else [])
         return (torch.stack(parts, 1).reshape(self.top_shapes[0]),)
+
+
+@register("BatchReindex")
+class BatchReindex(Layer):
+    """The bottom's samples in the order of the second bottom's indices: top[i] = data[permut[i]]; the
+    gradient reaches the data only (summed where an index repeats)."""
+    BOTTOMS = 2
+
+    def setup(self, bottom_shapes):
+        data, permut = bottom_shapes
+        if len(permut) != 1:
+            raise self.shape_error(f"the index bottom must be one axis, got {permut}")
+        return [(permut[0],) + tuple(data[1:])]
+
+    def forward(self, data, permut):
+        index = permut.detach().long()
+        if bool(((index < 0) | (index >= data.shape[0])).any()):
+            raise self.error(f"an index is outside 0..{data.shape[0] - 1}")
+        return (data[index],)

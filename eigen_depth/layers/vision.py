@@ -384,3 +384,33 @@ def _negative_power(scale, beta):
 
 
 __all__ = ["Convolution", "Deconvolution", "Pooling", "LRN", "caffe_pooled_size"]
+
+
+@register("Im2col")
+class Im2col(Layer):
+    """The patches a convolution would see, as channels: (N, C kh kw, out_h, out_w), channel-major within
+    each patch as in Caffe's im2col (convolution_param's kernel, stride, pad and dilation; no weights)."""
+
+    def setup(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) != 4:
+            raise self.shape_error(f"needs a 4-axis (N, C, H, W) bottom, got {shape}")
+        cp = self.param.convolution_param
+        self.kernel = _pair(self, "kernel_size", cp.kernel_size, (cp.kernel_h, cp.kernel_w),
+                            cp.HasField("kernel_h") or cp.HasField("kernel_w"), None)
+        if self.kernel[0] is None or min(self.kernel) <= 0:
+            raise self.error("a positive kernel_size (or kernel_h and kernel_w) is required")
+        self.stride = _pair(self, "stride", cp.stride, (cp.stride_h, cp.stride_w),
+                            cp.HasField("stride_h") or cp.HasField("stride_w"), 1)
+        self.pad = _pair(self, "pad", cp.pad, (cp.pad_h, cp.pad_w), cp.HasField("pad_h") or cp.HasField("pad_w"), 0)
+        self.dilation = _pair(self, "dilation", cp.dilation, None, False, 1)
+        size = [(shape[2 + i] + 2 * self.pad[i] - (self.dilation[i] * (self.kernel[i] - 1) + 1)) // self.stride[i] + 1
+                for i in range(2)]
+        if min(size) <= 0:
+            raise self.shape_error(f"input {shape[2]}x{shape[3]} is too small for kernel {self.kernel}")
+        self.out = tuple(size)
+        return [(shape[0], shape[1] * self.kernel[0] * self.kernel[1]) + self.out]
+
+    def forward(self, x):
+        columns = F.unfold(x, self.kernel, dilation=self.dilation, padding=self.pad, stride=self.stride)
+        return (columns.reshape(x.shape[0], -1, *self.out),)
