@@ -7,26 +7,24 @@ import math
 from .constants import LOG_DEPTH_SCALE
 
 
-def positive_int(text):
-    """An integer >= 1."""
+def _whole(text, minimum, wording):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {wording}, not {value}")
     return value
+
+
+def positive_int(text):
+    """An integer >= 1."""
+    return _whole(text, 1, "at least 1")
 
 
 def non_negative_int(text):
     """An integer >= 0 (0 usually switches something off)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+    return _whole(text, 0, "0 or more")
 
 
 def positive_float(text):

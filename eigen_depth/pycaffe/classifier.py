@@ -12,16 +12,7 @@ class Classifier(Net):
                  channel_swap=None):
         super().__init__(model_file, pretrained_file, TEST)
         name = self.inputs[0]
-        self.transformer = io.Transformer({name: self.blobs[name].data.shape})
-        self.transformer.set_transpose(name, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(name, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(name, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(name, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(name, channel_swap)
+        self.transformer = io.transformer_for(self, mean, input_scale, raw_scale, channel_swap)
         self.crop_dims = np.array(self.blobs[name].data.shape[2:])
         self.image_dims = self.crop_dims if not image_dims else image_dims
 

@@ -12,17 +12,7 @@ class Detector(Net):
     def __init__(self, model_file, pretrained_file, mean=None, input_scale=None, raw_scale=None,
                  channel_swap=None, context_pad=None):
         super().__init__(model_file, pretrained_file, TEST)
-        name = self.inputs[0]
-        self.transformer = io.Transformer({name: self.blobs[name].data.shape})
-        self.transformer.set_transpose(name, (2, 0, 1))
-        if mean is not None:
-            self.transformer.set_mean(name, mean)
-        if input_scale is not None:
-            self.transformer.set_input_scale(name, input_scale)
-        if raw_scale is not None:
-            self.transformer.set_raw_scale(name, raw_scale)
-        if channel_swap is not None:
-            self.transformer.set_channel_swap(name, channel_swap)
+        self.transformer = io.transformer_for(self, mean, input_scale, raw_scale, channel_swap)
         self.configure_crop(context_pad)
 
     def detect_windows(self, images_windows):

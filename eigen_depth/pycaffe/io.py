@@ -161,6 +161,22 @@ class Transformer:
         self.input_scale[in_] = scale
 
 
+def transformer_for(net, mean=None, input_scale=None, raw_scale=None, channel_swap=None):
+    """The Transformer that Classifier and Detector set up for a net's first input: H x W x K images in."""
+    name = net.inputs[0]
+    transformer = Transformer({name: net.blobs[name].data.shape})
+    transformer.set_transpose(name, (2, 0, 1))
+    if mean is not None:
+        transformer.set_mean(name, mean)
+    if input_scale is not None:
+        transformer.set_input_scale(name, input_scale)
+    if raw_scale is not None:
+        transformer.set_raw_scale(name, raw_scale)
+    if channel_swap is not None:
+        transformer.set_channel_swap(name, channel_swap)
+    return transformer
+
+
 # Messages -------------------------------------------------------------------------------------------------
 def blobproto_to_array(blob, return_diff=False):
     """A BlobProto's data (or diff) as an array of its shape (the legacy num/channels/height/width when set)."""
