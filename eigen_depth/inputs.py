@@ -67,3 +67,15 @@ def find_images(input_dir, exclude=()):
     if not chosen:
         raise DatasetError(f"{input_dir}: no image files (PNG, JPEG, TIFF, ...) to run the networks on")
     return [Pair(stem, path) for stem, path in chosen]
+
+
+def text_lines(path):
+    """The lines of a list file: UTF-8 (with or without a byte-order mark) or UTF-16 with its mark; bytes that
+    are not UTF-8 stay as the file-name bytes they are (surrogates, as Python holds such names)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = data.decode("utf-16")
+    else:
+        text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", "surrogateescape")
+    return text.splitlines()

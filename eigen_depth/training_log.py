@@ -10,6 +10,30 @@ import time
 
 from .atomic import atomic_write
 
+COLUMNS = ("iteration", "loss", "smoothed_loss", "lr", "seconds")
+
+
+def read_earlier_rows(path, start_iteration):
+    """The rows of a resumed run's train_log.csv up to its starting iteration. Rows that do not read as
+    numbers (a hand edit, a cut-off last line) are skipped with a warning naming their lines, never a stop."""
+    rows, skipped = [], []
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        for line, row in enumerate(csv.DictReader(handle), 2):
+            try:
+                iteration = int(row["iteration"])
+                for key in COLUMNS[1:]:
+                    float(row[key])
+            except (KeyError, TypeError, ValueError):
+                skipped.append(str(line))
+                continue
+            if iteration <= start_iteration:
+                rows.append({key: row[key] for key in COLUMNS})
+    if skipped:
+        from .errors import warn
+        from .inputs import listing
+        warn(f"{path}: skipped rows that are not numbers (lines {listing(skipped)}); the others are kept")
+    return rows
+
 
 class TrainingLog:
     """Progress bar + CSV (`train_log.csv`) + TensorBoard (`tensorboard/`) + `loss_curve.png` in `folder`."""
@@ -30,8 +54,7 @@ class TrainingLog:
         self.csv_path = os.path.join(folder, "train_log.csv")
         resuming = start_iteration > 0 and os.path.exists(self.csv_path)
         if resuming:
-            with open(self.csv_path, newline="") as handle:
-                self.rows = [row for row in csv.DictReader(handle) if int(row["iteration"]) <= start_iteration]
+            self.rows = read_earlier_rows(self.csv_path, start_iteration)
 
     def _open(self):
         """The CSV (with a resumed run's earlier rows), the bar and TensorBoard, at the run's first event: a
@@ -39,11 +62,14 @@ class TrainingLog:
         it was."""
         total_iterations, progress, tensorboard = self._options
         os.makedirs(self.folder, exist_ok=True)
-        self._csv = open(self.csv_path, "w", newline="")
+        # the earlier rows are rewritten under a temporary name first: a crash now cannot lose them
+        with atomic_write(self.csv_path, "w") as handle:
+            writer = csv.writer(handle, lineterminator="\r\n")
+            writer.writerow(COLUMNS)
+            for row in self.rows:
+                writer.writerow([row[key] for key in COLUMNS])
+        self._csv = open(self.csv_path, "a", newline="")
         self._csv_writer = csv.writer(self._csv)
-        self._csv_writer.writerow(["iteration", "loss", "smoothed_loss", "lr", "seconds"])
-        for row in self.rows:
-            self._csv_writer.writerow([row["iteration"], row["loss"], row["smoothed_loss"], row["lr"], row["seconds"]])
         if progress:
             from tqdm import tqdm
             self.bar = tqdm(total=total_iterations, initial=self.start_iteration, unit="it", dynamic_ncols=True,
@@ -65,7 +91,7 @@ class TrainingLog:
             row = {"iteration": iteration, "loss": values["loss"], "smoothed_loss": values["smoothed_loss"],
                    "lr": values["lr"], "seconds": round(seconds, 3)}
             self.rows.append(row)
-            self._csv_writer.writerow([row[k] for k in ("iteration", "loss", "smoothed_loss", "lr", "seconds")])
+            self._csv_writer.writerow([row[k] for k in COLUMNS])
             self._csv.flush()
             if self.bar is not None:
                 self.bar.set_postfix(loss=f"{values['smoothed_loss']:.4g}", lr=f"{values['lr']:.3g}", refresh=False)

@@ -76,3 +76,18 @@ def test_a_net_larger_than_the_machine_is_refused_before_allocating(tmp_path, te
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert f"layer '{layer}'" in lines[0] and "GiB, more than this machine's" in lines[0]
+
+
+@pytest.mark.parametrize("encoding, bom", [("utf-8", b"\xef\xbb\xbf"), ("utf-16-le", b"\xff\xfe")])
+def test_list_files_with_a_byte_order_mark_are_read(tmp_path, encoding, bom):
+    import h5py
+    import numpy as np
+
+    from eigen_depth.data.hdf5 import read_source_list
+    from eigen_depth.data.lmdb_io import read_list_file
+    with h5py.File(tmp_path / "rows.h5", "w") as handle:
+        handle["x"] = np.zeros((2, 1), np.float32)
+    (tmp_path / "sources.txt").write_bytes(bom + "rows.h5\r\n".encode(encoding))
+    assert read_source_list(str(tmp_path / "sources.txt")) == [str(tmp_path / "rows.h5")]
+    (tmp_path / "list.txt").write_bytes(bom + "a b.png 3\nc.png 1\n".encode(encoding))
+    assert read_list_file(str(tmp_path / "list.txt")) == [("a b.png", 3), ("c.png", 1)]

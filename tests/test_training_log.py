@@ -62,3 +62,15 @@ def test_the_loss_plot_leaves_matplotlibs_global_state_alone(tmp_path, monkeypat
     image = cv2.imread(path)
     assert image.shape == (400, 700, 3) and image.std() > 0
     assert matplotlib.get_backend() == backend
+
+
+def test_a_hand_edited_row_does_not_stop_a_resume(tmp_path, capsys):
+    (tmp_path / "train_log.csv").write_text(
+        "iteration,loss,smoothed_loss,lr,seconds\n1,5.0,5.0,0.01,0.1\n2,oops,4.0,0.01,0.2\n3,3.0,3.5,0.01,0.3\n"
+        "4,2.0\n")
+    log = TrainingLog(tmp_path, total_iterations=6, start_iteration=4, progress=False, tensorboard=False)
+    feed(log, [5])
+    log.close()
+    assert [row["iteration"] for row in rows(tmp_path)] == ["1", "3", "5"]
+    err = capsys.readouterr().err
+    assert "skipped rows that are not numbers (lines 3, 5)" in err and err.count("\n") == 1

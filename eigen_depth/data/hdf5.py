@@ -21,17 +21,17 @@ def read_source_list(path):
     if not os.path.isfile(path):
         raise DatasetError(f"{path}: no such HDF5 source list (a text file naming one .h5 file per line)")
     folder = os.path.dirname(os.path.abspath(path))
+    from ..inputs import text_lines
     files = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            name = line.strip()
-            if not name:
-                continue
-            candidate = name if os.path.isabs(name) or os.path.exists(name) else os.path.join(folder, name)
-            if not os.path.isfile(candidate):
-                raise DatasetError(f"{path}:{number}: HDF5 file '{name}' not found (looked in the working "
-                                   f"directory and in {folder})")
-            files.append(candidate)
+    for number, line in enumerate(text_lines(path), 1):
+        name = line.strip()
+        if not name:
+            continue
+        candidate = name if os.path.isabs(name) or os.path.exists(name) else os.path.join(folder, name)
+        if not os.path.isfile(candidate):
+            raise DatasetError(f"{path}:{number}: HDF5 file '{name}' not found (looked in the working "
+                               f"directory and in {folder})")
+        files.append(candidate)
     if not files:
         raise DatasetError(f"{path}: the list names no HDF5 files")
     return files

@@ -234,19 +234,18 @@ class LmdbWriter:
 
 def read_list_file(path):
     """convert_imageset's list file: [(file, label)], the label after the last space (0 when absent)."""
+    from ..inputs import text_lines
     lines = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            name, space, label = line.rpartition(" ")
-            if not space:
-                name, label = line, "0"
-            try:
-                lines.append((name, int(label)))
-            except ValueError:
-                raise DatasetError(f"{path}:{number}: expected '<file> <integer label>', got {line!r}") from None
+    for number, line in enumerate(text_lines(path), 1):
+        if not line.strip():
+            continue
+        name, space, label = line.rpartition(" ")
+        if not space:
+            name, label = line, "0"
+        try:
+            lines.append((name, int(label)))
+        except ValueError:
+            raise DatasetError(f"{path}:{number}: expected '<file> <integer label>', got {line!r}") from None
     if not lines:
         raise DatasetError(f"{path}: the list file names no images")
     return lines
