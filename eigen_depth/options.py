@@ -70,3 +70,42 @@ def add_inference(parser, output_default="depth-refine, else depth", log=True):
     add_batch_size(parser)
     add_output_blob(parser, output_default)
     add_channel_order(parser)
+
+
+def _image_size(text, order):
+    """'AxB' (x, X or a comma between) as two positive whole numbers, refused when one float32 RGB image
+    of that size would not fit in the machine's memory."""
+    import re
+
+    from .layers.base import check_fits
+    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
+    if not match or not all(int(v) > 0 for v in match.groups()):
+        example = "320x420" if order == "HxW" else "298x218"
+        raise argparse.ArgumentTypeError(f"expected {'HEIGHTxWIDTH' if order == 'HxW' else 'WIDTHxHEIGHT'} "
+                                         f"such as {example}, not {text!r}")
+    first, second = int(match.group(1)), int(match.group(2))
+    height, width = (first, second) if order == "HxW" else (second, first)
+    too_big = check_fits((3, height, width), f"an image of {width}x{height} (WxH)")
+    if too_big:
+        raise argparse.ArgumentTypeError(too_big.replace(": check the sizes in the prototxt", ""))
+    return first, second
+
+
+def size_hw(text):
+    """HEIGHTxWIDTH -> (height, width)."""
+    return _image_size(text, "HxW")
+
+
+def size_wh(text):
+    """WIDTHxHEIGHT -> (width, height)."""
+    return _image_size(text, "WxH")
+
+
+def resize_dimension(text):
+    """A resize height or width: 0 (keep the image's) or a positive number of pixels that can fit."""
+    from .layers.base import check_fits
+    value = _whole(text, 0, "0 (keep) or more")
+    too_big = value and check_fits((3, value, value), f"a resize to {value} pixels")
+    if too_big:
+        raise argparse.ArgumentTypeError(too_big.replace(": check the sizes in the prototxt", ""))
+    return value

@@ -91,3 +91,17 @@ def test_list_files_with_a_byte_order_mark_are_read(tmp_path, encoding, bom):
     assert read_source_list(str(tmp_path / "sources.txt")) == [str(tmp_path / "rows.h5")]
     (tmp_path / "list.txt").write_bytes(bom + "a b.png 3\nc.png 1\n".encode(encoding))
     assert read_list_file(str(tmp_path / "list.txt")) == [("a b.png", 3), ("c.png", 1)]
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["tools/make_lmdb.py", "pairs", "out", "--color-size", "100000x100000"], "--color-size"),
+    (["tools/convert_imageset.py", "root", "list.txt", "db", "--resize_height", "300000"], "--resize_height"),
+    (["tools/get_depth.py", "in", "out", "snaps", "--size", "100000x100000"], "--size"),
+    (["tools/augment.py", "in", "out", "--crop", "0x5"], "--crop"),
+])
+def test_impossible_sizes_are_refused_where_they_are_parsed(tmp_path, argv, option):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, argv[0]), *argv[1:]], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and f"argument {option}" in lines[-1], done.stderr
+    assert not os.listdir(tmp_path)  # nothing was written

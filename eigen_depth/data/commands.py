@@ -4,18 +4,8 @@ with exit status 2."""
 import argparse
 
 from ..errors import exit_status
+from ..options import resize_dimension, size_wh
 from .constants import COLOR_SIZE, CROP_HEIGHT, CROP_WIDTH, DEPTH_SIZES, RECIPES
-
-
-def _size(text):
-    """`WxH` -> (W, H)."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 298x218, got {text!r}") from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return width, height
 
 
 def _common(parser, workers=True):
@@ -61,7 +51,7 @@ def augment_main(argv=None):
     parser.add_argument("out", help="output folder")
     parser.add_argument("--recipe", choices=sorted(RECIPES), required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--crop", type=_size, default=(CROP_WIDTH, CROP_HEIGHT), help="output size WxH (420x320)")
+    parser.add_argument("--crop", type=size_wh, default=(CROP_WIDTH, CROP_HEIGHT), help="output size WxH (420x320)")
     parser.add_argument("--depth-resampling", choices=("nearest", "area"), default="nearest",
                         help="nearest copies source depths (default); area averages them when shrinking")
     _common(parser)
@@ -80,8 +70,8 @@ def convert_imageset_main(argv=None):
     parser.add_argument("root", help="folder the list's file names are relative to ('' for none)")
     parser.add_argument("listfile", help="one '<file> <label>' per line")
     parser.add_argument("db", help="the LMDB to create")
-    parser.add_argument("--resize_height", type=int, default=0)
-    parser.add_argument("--resize_width", type=int, default=0)
+    parser.add_argument("--resize_height", type=resize_dimension, default=0)
+    parser.add_argument("--resize_width", type=resize_dimension, default=0)
     parser.add_argument("--gray", action="store_true", help="read the images as one gray channel")
     parser.add_argument("--shuffle", action="store_true", help="shuffle the list (seeded by --seed)")
     parser.add_argument("--encoded", action="store_true", help="store the image files, not raw pixels")
@@ -107,8 +97,8 @@ def make_lmdb_main(argv=None):
     parser.add_argument("out", help="folder for the databases (the data root of the training prototxts)")
     parser.add_argument("--prefix", help="database name prefix for a single folder (default: its name if "
                         "train or test, else train)")
-    parser.add_argument("--color-size", type=_size, default=COLOR_SIZE, help="WxH (298x218)")
-    parser.add_argument("--depth-sizes", type=_size, nargs="+", default=list(DEPTH_SIZES), help="WxH ... (37x27 74x54)")
+    parser.add_argument("--color-size", type=size_wh, default=COLOR_SIZE, help="WxH (298x218)")
+    parser.add_argument("--depth-sizes", type=size_wh, nargs="+", default=list(DEPTH_SIZES), help="WxH ... (37x27 74x54)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the one shuffle")
     parser.add_argument("--no-shuffle", action="store_true", help="keep the pairs' name order")
     parser.add_argument("--interpolation", choices=("linear", "area", "nearest", "cubic"), default="linear",

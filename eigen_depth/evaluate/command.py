@@ -1,20 +1,12 @@
 """The command lines of test_depth, get_depth and test_grad (tools/*.py and `eigen-depth test-depth`, ...)."""
 import argparse
-import re
 
 
 from ..constants import GT_HEIGHT, GT_WIDTH, PNG_COMPRESSION
 from ..errors import exit_status
-from ..options import add_inference, positive_int
+from ..options import add_inference, positive_int, size_hw
 from .discovery import GT_FORMATS
 from .pipeline import Options, run
-
-
-def _size(text):
-    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
-    if not match or not all(int(v) > 0 for v in match.groups()):
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 320x420, not {text!r}")
-    return int(match.group(1)), int(match.group(2))
 
 
 def add_arguments(parser, tool):
@@ -50,7 +42,7 @@ def add_arguments(parser, tool):
     if tool == "get_depth":
         parser.add_argument("--png16", action="store_true", help="also write <name>_depth_mm.png, uint16 millimetres")
         parser.add_argument("--npy", action="store_true", help="also write <name>_depth.npy, float32 meters")
-        parser.add_argument("--size", type=_size, default=(GT_HEIGHT, GT_WIDTH),
+        parser.add_argument("--size", type=size_hw, default=(GT_HEIGHT, GT_WIDTH),
                             help="HEIGHTxWIDTH of the written maps (default 320x420, the original's)")
     return parser
 
