@@ -105,3 +105,24 @@ def test_impossible_sizes_are_refused_where_they_are_parsed(tmp_path, argv, opti
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and f"argument {option}" in lines[-1], done.stderr
     assert not os.listdir(tmp_path)  # nothing was written
+
+
+@pytest.mark.parametrize("tool, extra", [("test-depth", []), ("test-depth", ["--output-blob", "nothing"]),
+                                         ("test-grad", [])])
+def test_no_snapshot_evaluated_is_exit_status_2(examples, tmp_path, tool, extra):
+    # a caffemodel without its prototxt, an output blob the net lacks, a depth net given to test-grad
+    snaps = tmp_path / "snaps"
+    shutil.copytree(examples / "snaps", snaps)
+    if not extra and tool == "test-depth":
+        os.remove(snaps / "tiny_iter_1.prototxt")
+    before = tree(examples / "test")
+    done = eigen_depth(tool, examples / "test", examples / "test", tmp_path / "out", snaps, *extra, *FAST,
+                       cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "skipping tiny_iter_1:" in done.stderr and "1 of 1 snapshot(s) skipped" in done.stderr
+    assert tree(examples / "test") == before
+
+
+def test_the_evaluators_help_states_the_exit_statuses(tmp_path):
+    done = eigen_depth("test-depth", "--help", cwd=tmp_path)
+    assert done.returncode == 0 and "1 when some were skipped" in " ".join(done.stdout.split())

@@ -9,8 +9,14 @@ from .discovery import GT_FORMATS
 from .pipeline import Options, run
 
 
+EXIT_STATUS = ("exit status: 0 when every snapshot was evaluated; 1 when some were skipped (each with its "
+               "reason; the others' results are written); 2 for a user error, including when no snapshot could "
+               "be evaluated")
+
+
 def add_arguments(parser, tool):
     """The options of one tool (test_depth, get_depth, test_grad), shared by tools/ and the CLI."""
+    parser.epilog = EXIT_STATUS
     parser.add_argument("input_dir", help="folder with the input images" +
                         (" (files named *colors*)" if tool != "get_depth" else " (any image files)"))
     if tool != "get_depth":

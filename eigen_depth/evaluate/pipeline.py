@@ -181,7 +181,8 @@ def _sheet_indices(count, wanted):
 
 
 def run(options):
-    """Evaluates every snapshot; returns an Outcome (status 0, or 1 when a snapshot was skipped)."""
+    """Evaluates every snapshot; returns an Outcome: status 0, 1 when some snapshots were skipped (the others'
+    results are written), 2 when none could be evaluated."""
     tool = options.tool
     if tool not in TOOLS:
         raise ValueError(f"tool must be one of {TOOLS}")
@@ -270,7 +271,7 @@ def run(options):
         print(f"results: {os.path.join(out_dir, RESULTS_CSV)}", flush=True)
     if outcome.skipped:
         warn(f"{len(outcome.skipped)} of {len(snapshots)} snapshot(s) skipped: {listing(outcome.skipped)}")
-        outcome.status = 1
+        outcome.status = 2 if len(outcome.skipped) == len(snapshots) else 1
     return outcome
 
 
