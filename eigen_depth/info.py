@@ -5,14 +5,17 @@ from .caffe import blob_shape, read_caffemodel, read_net
 from .errors import EigenDepthError
 
 
-def _runtime_shapes(net):
+def _runtime_shapes(net, weights_path=None):
     """({layer: [blob shapes]}, {blob: shape}, None) from building the net (TEST phase) without weights,
-    or (None, None, reason) when it cannot be built here (e.g. its data sources are absent)."""
+    or (None, None, reason) when it cannot be built here (e.g. its data sources are absent). With
+    weights_path, the weights must fit the net, as `time` and `predict` require (else their error)."""
     try:
         from .net import CaffeNet
         runtime = CaffeNet(net, "TEST", fill=False)
     except EigenDepthError as error:
         return None, None, str(error)
+    if weights_path:
+        runtime.copy_from(weights_path, strict=True)  # another net's weights: a one-line error
     params = {layer.name: [tuple(b.shape) for b in layer.blobs] for layer in runtime.layers if len(layer.blobs)}
     return params, runtime.blob_shapes, None
 
@@ -30,7 +33,7 @@ def describe(path, weights_path=None):
         weights = read_caffemodel(weights_path)
         blobs.update({layer.name: [blob_shape(b) for b in layer.blobs]
                       for layer in weights.layer if len(layer.blobs)})
-    built, tops, problem = _runtime_shapes(net)
+    built, tops, problem = _runtime_shapes(net, weights_path)
     origin = "weights" if blobs else "the net's definition"
     if not blobs and built:
         blobs = built

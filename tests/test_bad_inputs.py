@@ -126,3 +126,18 @@ def test_no_snapshot_evaluated_is_exit_status_2(examples, tmp_path, tool, extra)
 def test_the_evaluators_help_states_the_exit_statuses(tmp_path):
     done = eigen_depth("test-depth", "--help", cwd=tmp_path)
     assert done.returncode == 0 and "1 when some were skipped" in " ".join(done.stdout.split())
+
+
+def test_info_refuses_another_nets_weights_and_upgrade_an_empty_prototxt(examples, tmp_path):
+    other = tmp_path / "other.prototxt"
+    other.write_text('layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }\n'
+                     'layer { name: "fc9" type: "InnerProduct" bottom: "x" top: "y" inner_product_param { num_output: 2 } }\n')
+    write_random_caffemodel(str(other), str(tmp_path / "other.caffemodel"), seed=1)
+    done = eigen_depth("info", examples / "snaps" / "tiny_iter_1.prototxt", "--weights", tmp_path / "other.caffemodel",
+                       cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "other.caffemodel" in lines[0] and "another network" in lines[0]
+    (tmp_path / "empty.prototxt").write_text("\n")
+    done = eigen_depth("upgrade", "empty.prototxt", "out.prototxt", cwd=tmp_path)
+    assert done.returncode == 2 and "empty.prototxt: holds no layers" in done.stderr
+    assert not (tmp_path / "out.prototxt").exists()
