@@ -35,14 +35,15 @@ def run_cli(capsys, *argv):
 
 @pytest.fixture
 def deploy_files(tmp_path):
-    """deploy.prototxt and weights.caffemodel with conv1 96x3x11x11 + 96 and fc 2x10 + 2 (legacy 4-D)."""
+    """deploy.prototxt and weights.caffemodel with conv1 96x3x11x11 + 96 and fc 2x290400 + 2 (legacy 4-D; the
+    fc layer sees conv1's 96x55x55 outputs)."""
     (tmp_path / "deploy.prototxt").write_text(DEPLOY)
     weights = NetParameter(name="alex")
     conv = weights.layer.add(name="conv1")
     conv.blobs.append(array_to_blob(np.zeros((96, 3, 11, 11), np.float32)))
     conv.blobs.append(array_to_blob(np.zeros(96, np.float32)))
     fc = weights.layer.add(name="fc")
-    fc.blobs.append(array_to_blob(np.zeros((2, 10), np.float32), legacy=True))
+    fc.blobs.append(array_to_blob(np.zeros((2, 96 * 55 * 55), np.float32), legacy=True))
     fc.blobs.append(array_to_blob(np.zeros(2, np.float32), legacy=True))
     write_caffemodel(weights, tmp_path / "weights.caffemodel")
     return tmp_path / "deploy.prototxt", tmp_path / "weights.caffemodel"
@@ -58,20 +59,21 @@ def test_info_prints_layer_names_types_and_blob_shapes(capsys, deploy_files):
     assert ["input", "Input", "-", "->", "data", "1x3x227x227"] in rows
     assert ["conv1", "Convolution", "data", "->", "conv1", "1x96x55x55", "96x3x11x11", "96"] in rows
     assert ["relu1", "ReLU", "conv1", "->", "conv1", "1x96x55x55"] in rows
-    assert ["fc", "InnerProduct", "conv1", "->", "fc", "1x2", "1x1x2x10", "1x1x1x2"] in rows
+    assert ["fc", "InnerProduct", "conv1", "->", "fc", "1x2", "1x1x2x290400", "1x1x1x2"] in rows
 
 
 def test_info_prints_the_parameter_count(capsys, deploy_files):
     prototxt, caffemodel = deploy_files
     _, out, _ = run_cli(capsys, "info", prototxt, "--weights", caffemodel)
-    assert out.splitlines()[-1] == "parameters: 34,966 (blob shapes from weights)"  # 96*3*11*11 + 96 + 2*10 + 2
+    # 96*3*11*11 + 96 + 2*(96*55*55) + 2
+    assert out.splitlines()[-1] == "parameters: 615,746 (blob shapes from weights)"
 
 
 def test_info_on_a_caffemodel_alone_uses_its_own_blobs(capsys, deploy_files):
     _, caffemodel = deploy_files
     status, out, _ = run_cli(capsys, "info", caffemodel)
     assert status == 0 and "96x3x11x11" in out
-    assert out.splitlines()[-1] == "parameters: 34,966 (blob shapes from weights)"
+    assert out.splitlines()[-1] == "parameters: 615,746 (blob shapes from weights)"
 
 
 def test_info_without_weights_derives_blob_shapes_from_the_definition(capsys, deploy_files):
