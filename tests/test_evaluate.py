@@ -580,3 +580,16 @@ def test_a_gt_without_valid_pixels_leaves_the_standard_metrics_empty(examples, s
     assert "no valid GT pixels" in capsys.readouterr().err
     assert read_csv(tmp_path / "out" / "results.csv")[0]["rmse"] == ""
     assert json.load(open(tmp_path / "out" / "results.json"))["snapshots"]["tiny_iter_100"]["metrics"]["rmse"] is None
+
+
+def test_test_grad_warns_on_a_gt_without_depth_as_test_depth_does(examples, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(examples / "test" / "motorcycle_left_colors.png", data / "x_colors.png")
+    cv2.imwrite(str(data / "x_depth.png"), np.zeros((320, 420), np.uint8))          # no depth anywhere
+    folder = str(tmp_path / "snaps")
+    os.makedirs(folder)
+    snapshot(folder, "grad_iter_1", GRADIENT_NET, seed=5)
+    outcome = evaluate.run(options(data, data, tmp_path / "out", folder, tool="test_grad", write_images=False))
+    assert math.isnan(outcome.results["grad_iter_1"]["MVN"])  # the original's division by a zero std
+    assert "no depth variation in the GT of x_colors" in capsys.readouterr().err
