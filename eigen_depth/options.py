@@ -85,9 +85,9 @@ def _image_size(text, order):
                                          f"such as {example}, not {text!r}")
     first, second = int(match.group(1)), int(match.group(2))
     height, width = (first, second) if order == "HxW" else (second, first)
-    too_big = check_fits((3, height, width), f"an image of {width}x{height} (WxH)")
+    too_big = check_fits((3, height, width), f"an image of {width}x{height} (WxH)", advice="choose a smaller size")
     if too_big:
-        raise argparse.ArgumentTypeError(too_big.replace(": check the sizes in the prototxt", ""))
+        raise argparse.ArgumentTypeError(too_big)
     return first, second
 
 
@@ -105,7 +105,7 @@ def resize_dimension(text):
     """A resize height or width: 0 (keep the image's) or a positive number of pixels that can fit."""
     from .layers.base import check_fits
     value = _whole(text, 0, "0 (keep) or more")
-    too_big = value and check_fits((3, value, value), f"a resize to {value} pixels")
+    too_big = value and check_fits((3, value, value), f"a resize to {value} pixels", advice="choose a smaller size")
     if too_big:
-        raise argparse.ArgumentTypeError(too_big.replace(": check the sizes in the prototxt", ""))
+        raise argparse.ArgumentTypeError(too_big)
     return value

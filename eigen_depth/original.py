@@ -12,18 +12,7 @@ import numpy as np
 
 from .constants import (GT_HEIGHT, GT_WIDTH, INPUT_HEIGHT, INPUT_MEAN, INPUT_SCALE, INPUT_WIDTH, LOG_DEPTH_SCALE,
                         METRIC_FLOOR, THESIS_METRICS, THRESHOLDS)
-
-
-def load_image(path):
-    """pycaffe's caffe.io.load_image: float32 in [0, 1], gray tiled to 3 channels, alpha dropped."""
-    import skimage.io
-    import skimage.util
-    image = skimage.util.img_as_float(skimage.io.imread(path)).astype(np.float32)
-    if image.ndim == 2:
-        image = np.tile(image[:, :, np.newaxis], (1, 1, 3))
-    elif image.shape[2] == 4:
-        image = image[:, :, :3]
-    return image
+from .pycaffe.io import load_image  # the script read images with pycaffe's caffe.io.load_image
 
 
 def load(path, channels, width, height):

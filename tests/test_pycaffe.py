@@ -38,7 +38,7 @@ out = net.forward()["conv"].copy()
 net.blobs["conv"].diff[...] = 1.0                            # d(sum of the output)
 grad = net.backward()["data"].copy()
 layer = net.layers[list(net._layer_names).index("conv")]
-assert layer.type == "Convolution" and isinstance(caffe_pb2.NetParameter(), object)
+assert layer.type == "Convolution" and caffe_pb2.NetParameter().DESCRIPTOR.full_name == "caffe.NetParameter"
 np.save(folder + "/x.npy", x)
 np.save(folder + "/out.npy", out)
 np.save(folder + "/grad.npy", grad)

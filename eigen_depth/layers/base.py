@@ -39,14 +39,14 @@ def machine_memory_bytes():
         return None
 
 
-def check_fits(shape, what, itemsize=4):
+def check_fits(shape, what, itemsize=4, advice="check the sizes in the prototxt"):
     """ShapeError text (or None) when a float32 array of `shape` would not fit in the machine's memory."""
     import math
     count = math.prod(int(d) for d in shape)
     memory = machine_memory_bytes()
     if memory and count * itemsize > memory:
         return (f"{what} of shape {tuple(int(d) for d in shape)} needs {count * itemsize / 2**30:,.1f} GiB, more "
-                f"than this machine's {memory / 2**30:,.1f} GiB: check the sizes in the prototxt")
+                f"than this machine's {memory / 2**30:,.1f} GiB: {advice}")
     return None
 
 
@@ -74,6 +74,7 @@ class Layer(nn.Module):
     IS_LOSS = False          # loss layers get loss_weight 1 on their first top by default
     READS_DATA = False       # source layers (Data, HDF5Data) read records themselves: see seek / close
     DRAWS_RANDOM = False     # layers that draw random numbers in forward take a `generator` from the net
+    constant_tops = frozenset()  # source tops Caffe fills once at set-up and never refills (DummyData's constants)
     NEEDS_PHASE = False      # True for layers whose behaviour differs between TRAIN and TEST
     TRAIN, TEST = TRAIN, TEST  # phase values, as in caffe.proto (the phase argument is one of these)
 

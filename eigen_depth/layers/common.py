@@ -348,14 +348,17 @@ class DummyData(Layer):
                 shapes.append(_blob_shape(self, dp.shape[0 if len(dp.shape) == 1 else i], f"shape of top {i}"))
         self.fillers = [dp.data_filler[0 if len(dp.data_filler) == 1 else i] if len(dp.data_filler) else None
                         for i in range(tops)]
+        # Caffe fills constant tops once at set-up and never again (a script may overwrite them)
+        self.constant_tops = frozenset(i for i, filler in enumerate(self.fillers)
+                                       if filler is None or (filler.type == "constant" and filler.sparse == -1))
         # Follows the module's dtype and device (.double(), .to(device)).
         self.register_buffer("anchor", torch.zeros(()), persistent=False)
         return shapes
 
     def forward(self, *bottoms):
         tops = []
-        for shape, filler in zip(self.top_shapes, self.fillers):
-            if filler is None or filler.type == "constant" and filler.sparse == -1:
+        for index, (shape, filler) in enumerate(zip(self.top_shapes, self.fillers)):
+            if index in self.constant_tops:
                 value = 0.0 if filler is None else float(filler.value)
                 tops.append(torch.full(shape, value, dtype=self.anchor.dtype, device=self.anchor.device))
             else:

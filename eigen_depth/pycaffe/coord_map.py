@@ -78,11 +78,14 @@ def _mappable_bottoms(top):
     return bottoms[:1] if top.fn.type_name == "Crop" else bottoms
 
 
-def _walk(start):
-    """{top: map from that top to `start`} for every top reachable backwards through mapping layers."""
+def _walk(start, stop_at=None):
+    """({top: map from that top to `start`}, the first top of `stop_at` reached or None), walking backwards
+    through the layers that map coordinates."""
     maps, frontier = {start: (None, 1, 0)}, [start]
     while frontier:
         top = frontier.pop()
+        if stop_at is not None and top in stop_at:
+            return maps, top
         try:
             step = coord_map(top.fn)
         except UndefinedMapException:
@@ -90,26 +93,17 @@ def _walk(start):
         for bottom in _mappable_bottoms(top):
             maps[bottom] = compose(maps[top], step)
             frontier.append(bottom)
-    return maps
+    return maps, None
 
 
 def coord_map_from_to(top_from, top_to):
     """(axis, a, b) with coordinates of top_to = a * coordinates of top_from + b, through a common ancestor;
     RuntimeError when the two are not connected by spatial layers."""
-    from_maps = _walk(top_from)
-    to_maps, frontier = {top_to: (None, 1, 0)}, [top_to]
-    while frontier:
-        top = frontier.pop()
-        if top in from_maps:
-            return compose(to_maps[top], inverse(from_maps[top]))
-        try:
-            step = coord_map(top.fn)
-        except UndefinedMapException:
-            continue
-        for bottom in _mappable_bottoms(top):
-            to_maps[bottom] = compose(to_maps[top], step)
-            frontier.append(bottom)
-    raise RuntimeError("Could not compute map between tops; are they connected by spatial layers?")
+    from_maps, _ = _walk(top_from)
+    to_maps, common = _walk(top_to, stop_at=from_maps)
+    if common is None:
+        raise RuntimeError("Could not compute map between tops; are they connected by spatial layers?")
+    return compose(to_maps[common], inverse(from_maps[common]))
 
 
 def crop(top_from, top_to):

@@ -213,10 +213,10 @@ class Net:
             self._top_versions.append([(t, current[t]) for t in tops])
 
     def _fill_constant_sources(self):
-        """Source layers without bottoms run once now (DummyData's constant tops are never refilled after)."""
+        """Layers with tops Caffe fills once (DummyData's constants) run now; forward never refills those."""
         with torch.no_grad():
             for index, layer in enumerate(self.net.layers):
-                if not self.net.layer_bottoms[index] and layer.type_name == "DummyData":
+                if layer.constant_tops:
                     for top, value in zip(self.net.layer_tops[index], layer()):
                         self.blobs[top]._store(value)
 
@@ -286,17 +286,9 @@ class Net:
             outputs = layer(*inputs)
         if needs:
             self._tape[index] = (inputs, outputs)
-        constant = self._constant_tops(layer)
         for position, (top, value) in enumerate(zip(tops, outputs)):
-            if position not in constant:
+            if position not in layer.constant_tops:
                 self.blobs[top]._store(value)
-
-    @staticmethod
-    def _constant_tops(layer):
-        if layer.type_name != "DummyData":
-            return set()
-        return {i for i, filler in enumerate(layer.fillers)
-                if filler is None or (filler.type == "constant" and filler.sparse == -1)}
 
     def forward(self, blobs=None, start=None, end=None, **kwargs):
         """Runs the layers from `start` to `end` (names; default all) on the blobs' data, after setting the

@@ -14,10 +14,6 @@ _SCALARS = {"int32": _FD.TYPE_INT32, "int64": _FD.TYPE_INT64, "uint32": _FD.TYPE
             "bytes": _FD.TYPE_BYTES, "float_array": _FD.TYPE_FLOAT, "double_array": _FD.TYPE_DOUBLE}
 
 
-def _messages():
-    return {name: cls for name, cls in _message.MESSAGE_TYPES.items()}
-
-
 def _enum_homes(messages):
     """Enum name -> the message it is nested in (the first that declares it), or None for top-level ones."""
     homes = {}
@@ -44,7 +40,7 @@ def _default_text(field):
 
 
 def _build():
-    messages = _messages()
+    messages = dict(_message.MESSAGE_TYPES)
     homes = _enum_homes(messages)
     fdp = descriptor_pb2.FileDescriptorProto(name="caffe.proto", package="caffe", syntax="proto2")
     enums = {}
