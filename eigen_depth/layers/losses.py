@@ -34,6 +34,21 @@ def _normalizer(mode, outer, inner, valid):
     return max(1.0, float(counts[mode]))
 
 
+def _loss_mode(lp, default):
+    """The normalisation of a loss layer: loss_param.normalization, else the legacy `normalize`, else default."""
+    if lp.HasField("normalization"):
+        return NormalizationMode.by_number[int(lp.normalization)]
+    if lp.HasField("normalize"):
+        return "VALID" if lp.normalize else "BATCH_SIZE"
+    return default
+
+
+def _floor_keeping_gradient(x, floor):
+    """max(x, floor) in value, with x's own gradient everywhere (Caffe's analytic gradients ignore the floor)."""
+    import torch
+    return x + (torch.clamp(x, min=floor) - x).detach()
+
+
 @register("SoftmaxWithLoss")
 class SoftmaxWithLoss(Layer):
     """-sum log(max(softmax(x)[label], FLT_MIN)) over the labelled positions, divided by the normalizer of
@@ -53,9 +68,7 @@ class SoftmaxWithLoss(Layer):
                                    f"{self.inner} predictions for scores {scores}, {math.prod(labels)} labels {labels}")
         lp = self.param.loss_param
         self.ignore = int(lp.ignore_label) if lp.HasField("ignore_label") else None
-        self.mode = NormalizationMode.by_number[int(lp.normalization)]
-        if not lp.HasField("normalization") and lp.HasField("normalize"):
-            self.mode = "VALID" if lp.normalize else "BATCH_SIZE"
+        self.mode = _loss_mode(lp, "VALID")
         return [()] + ([tuple(scores)] if len(self.param.top) > 1 else [])
 
     def forward(self, scores, labels):
@@ -70,8 +83,7 @@ class SoftmaxWithLoss(Layer):
         picked = torch.gather(log_prob, 1, label.clamp(0, channels - 1)[:, None, :])[:, 0, :]
         # the value of -log(max(p, FLT_MIN)), with Caffe's analytic gradient (softmax - onehot) even where p
         # underflows: the clamp changes the value only, not the gradient
-        floor = math.log(torch.finfo(scores.dtype).tiny)
-        picked = picked + (torch.clamp(picked, min=floor) - picked).detach()
+        picked = _floor_keeping_gradient(picked, math.log(torch.finfo(scores.dtype).tiny))
         losses = -picked * valid
         loss = losses.sum() / _normalizer(self.mode, self.outer, self.inner, int(valid.sum()))
         if len(self.top_shapes) > 1:
@@ -121,15 +133,6 @@ class Accuracy(Layer):
         return accuracy, per_class
 
 
-def _loss_mode(lp, default):
-    """The normalisation of a loss layer: loss_param.normalization, else the legacy `normalize`, else default."""
-    if lp.HasField("normalization"):
-        return NormalizationMode.by_number[int(lp.normalization)]
-    if lp.HasField("normalize"):
-        return "VALID" if lp.normalize else "BATCH_SIZE"
-    return default
-
-
 @register("SigmoidCrossEntropyLoss")
 class SigmoidCrossEntropyLoss(Layer):
     """-sum [t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] over the positions whose target is not
@@ -159,53 +162,51 @@ class SigmoidCrossEntropyLoss(Layer):
         return (loss / _normalizer(self.mode, self.outer, self.inner, int(valid.sum())),)
 
 
-@register("MultinomialLogisticLoss")
-class MultinomialLogisticLoss(Layer):
-    """-sum log(max(p[label], 1e-20)) / N over probabilities p (N x C); the gradient keeps Caffe's
-    -1 / max(p, 1e-20) where p is below the threshold."""
+class _LabelPerSample(Layer):
+    """Losses of N x C values with one integer label per sample."""
     BOTTOMS = 2
     IS_LOSS = True
 
     def setup(self, bottom_shapes):
-        probs, labels = bottom_shapes
-        self.num = probs[0]
-        self.dim = math.prod(probs) // self.num
+        values, labels = bottom_shapes
+        self.num = values[0]
+        self.dim = math.prod(values) // self.num
         if math.prod(labels) != self.num:
-            raise self.shape_error(f"needs one label per sample: probabilities {probs}, labels {labels}")
+            raise self.shape_error(f"needs one label per sample: values {values}, labels {labels}")
         return [()]
 
-    def forward(self, p, labels):
-        import torch
-        flat = p.reshape(self.num, self.dim)
+    def _rows_and_labels(self, x, labels):
         label = labels.detach().reshape(self.num).long()
         if bool(((label < 0) | (label >= self.dim)).any()):
             raise self.error(f"a label is outside 0..{self.dim - 1}")
+        return x.reshape(self.num, self.dim), label
+
+
+@register("MultinomialLogisticLoss")
+class MultinomialLogisticLoss(_LabelPerSample):
+    """-sum log(max(p[label], 1e-20)) / N over probabilities p (N x C); the gradient keeps Caffe's
+    -1 / max(p, 1e-20) where p is below the threshold."""
+
+    def forward(self, p, labels):
+        import torch
+        flat, label = self._rows_and_labels(p, labels)
         picked = flat[torch.arange(self.num), label]
-        floored = picked + (torch.clamp(picked, min=1e-20) - picked).detach()
-        return (-torch.log(floored).sum() / self.num,)
+        return (-torch.log(_floor_keeping_gradient(picked, 1e-20)).sum() / self.num,)
 
 
 @register("HingeLoss")
-class HingeLoss(Layer):
+class HingeLoss(_LabelPerSample):
     """One-vs-all hinge loss of scores (N x C): sum over classes of max(0, 1 - x) for the label and
     max(0, 1 + x) for the others, per hinge_loss_param.norm L1 (default) or squared (L2), divided by N."""
-    BOTTOMS = 2
-    IS_LOSS = True
 
     def setup(self, bottom_shapes):
         from ..caffe.schema import HingeLossParameter
-        scores, labels = bottom_shapes
-        self.num = scores[0]
-        self.dim = math.prod(scores) // self.num
-        if math.prod(labels) != self.num:
-            raise self.shape_error(f"needs one label per sample: scores {scores}, labels {labels}")
         self.squared = int(self.param.hinge_loss_param.norm) == HingeLossParameter.L2
-        return [()]
+        return super().setup(bottom_shapes)
 
     def forward(self, x, labels):
         import torch
-        flat = x.reshape(self.num, self.dim)
-        label = labels.detach().reshape(self.num).long()
+        flat, label = self._rows_and_labels(x, labels)
         sign = torch.ones_like(flat)
         sign[torch.arange(self.num), label] = -1.0
         margin = torch.clamp(1 + sign * flat, min=0)
