@@ -125,3 +125,17 @@ def test_classifier_predicts_the_softmax_of_the_preprocessed_crops(tmp_path):
     # ten crops of an image the size of the input: five copies and five mirrors
     ten = classifier.predict([image], oversample=True)
     np.testing.assert_allclose(ten[0], (expected_scores(image) + expected_scores(image[:, ::-1])) / 2, rtol=1e-5)
+
+
+def test_io_message_conversions_round_trip():
+    import eigen_depth.pycaffe as caffe
+    image = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    datum = caffe.io.array_to_datum(image, label=7)
+    assert datum.label == 7 and datum.data == image.tobytes()
+    np.testing.assert_array_equal(caffe.io.datum_to_array(datum), image)
+    values = np.linspace(-1, 1, 24).reshape(2, 3, 4)
+    np.testing.assert_allclose(caffe.io.datum_to_array(caffe.io.array_to_datum(values)), values)
+    arrays = [np.ones((2, 3), np.float32), np.arange(4, dtype=np.float32)]
+    back = caffe.io.blobprotovector_str_to_arraylist(caffe.io.arraylist_to_blobprotovector_str(arrays))
+    assert [a.shape for a in back] == [(2, 3), (4,)]
+    np.testing.assert_array_equal(back[1], [0, 1, 2, 3])

@@ -26,7 +26,7 @@ class Layer:
         pass
 
     def forward(self, bottom, top):
-        raise NotImplementedError("this Python layer has no forward")
+        raise NotImplementedError(f"{type(self).__name__}: a Python layer must define forward(bottom, top)")
 
     def backward(self, top, propagate_down, bottom):
         pass
