@@ -6,13 +6,36 @@ import contextlib
 import os
 import tempfile
 
+from .errors import OutputError
+
+
+def make_folder(path):
+    """os.makedirs(path, exist_ok=True); a one-line OutputError when path, or a folder above it, is a file."""
+    path = os.fspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = path
+        while blocking and not os.path.exists(blocking):
+            blocking = os.path.dirname(blocking)
+        if blocking and blocking != path:
+            raise OutputError(f"{blocking}: is a file, so the folder {path} cannot be made: choose another output "
+                              f"folder") from None
+        raise OutputError(f"{path}: is a file, not a folder: choose another output folder") from None
+    return path
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
     """Yields a file object for a temporary file beside `path`; renames it over `path` on success and
     removes it on any error, so `path` holds either its old content or the complete new one."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise OutputError(f"{path}: is a folder: give the name of the file to write")
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OutputError(f"{path}: its folder does not exist (or is a file): create the folder or choose another "
+                          f"path")
     fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
     try:
         # text: UTF-8, with the bytes of file names that are not valid UTF-8 written back as they were

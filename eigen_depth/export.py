@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-from .atomic import atomic_write
+from .atomic import atomic_write, make_folder
 from .errors import EigenDepthError, ShapeError
 
 DEFAULT_OPSET = 17            # widely supported (onnxruntime >= 1.11, TensorRT 8.6+, OpenCV 4.8+)
@@ -275,7 +275,7 @@ def to_onnx(model, weights, out, dynamic_batch=False, opset=None):
     net = load_net(model, weights)
     proto = export_model(net, dynamic_batch=dynamic_batch, opset=opset)
     folder = os.path.dirname(os.path.abspath(os.fspath(out)))
-    os.makedirs(folder, exist_ok=True)
+    make_folder(folder)
     with atomic_write(out) as handle:
         handle.write(proto.SerializeToString())
     return proto

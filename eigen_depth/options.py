@@ -27,6 +27,17 @@ def non_negative_int(text):
     return _whole(text, 0, "0 or more")
 
 
+def fraction(text):
+    """A number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 <= value <= 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text}")
+    return value
+
+
 def positive_float(text):
     """A finite number > 0."""
     try:

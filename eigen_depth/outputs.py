@@ -1,11 +1,12 @@
 """Where commands write: output names that never collide with each other, and the checks that keep a
 command from overwriting one of its inputs or a file it did not write. Every check runs before the
 command writes anything."""
+import contextlib
 import itertools
 import json
 import os
 
-from .atomic import atomic_write
+from .atomic import atomic_write, make_folder
 from .errors import OutputError
 
 RECORD = "eigen_depth_outputs.json"     # in an output folder: the names of the files eigen-depth wrote there
@@ -87,6 +88,32 @@ def refuse_foreign(folder, names, advice):
         path = os.path.join(folder, name)
         if os.path.lexists(path) and name not in ours:
             raise OutputError(f"{path}: exists and was not written by eigen-depth; {advice}")
+
+
+class OutputRecord:
+    """An output folder made (when missing) and its record extended with `names` before a run writes them;
+    undo() puts both back as they were, for a run that ends having written nothing."""
+
+    def __init__(self, folder, names):
+        self.folder, self.existed = folder, os.path.isdir(folder)
+        path = os.path.join(folder, RECORD)
+        self.previous = None
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                self.previous = handle.read()
+        make_folder(folder)
+        record_names(folder, names)
+
+    def undo(self):
+        path = os.path.join(self.folder, RECORD)
+        if self.previous is None:
+            os.unlink(path)
+        else:
+            with atomic_write(path) as handle:
+                handle.write(self.previous)
+        if not self.existed:
+            with contextlib.suppress(OSError):  # left where something else was written there meanwhile
+                os.rmdir(self.folder)
 
 
 def record_names(folder, names):

@@ -32,9 +32,9 @@ from . import images
 from .atomic import atomic_write
 from .constants import (DEPTH_UNIT_M, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, NYU_CX, NYU_CY, NYU_FX, NYU_FY,
                         NYU_IMAGE_HEIGHT, NYU_IMAGE_WIDTH)
-from .errors import DatasetError
+from .errors import DatasetError, PartialError
 from .inputs import listing
-from .outputs import RECORD, plan_names, record_names, recorded_names, refuse_foreign, refuse_inputs
+from .outputs import RECORD, OutputRecord, plan_names, recorded_names, refuse_foreign, refuse_inputs
 
 DEFAULT_OUT_DIR = "predictions"
 COLOUR_MAP = "viridis"
@@ -300,8 +300,7 @@ def run(options):
     batch_size = options.batch_size or default_batch_size(predictor.device)
     if batch_size < 1:
         raise DatasetError(f"--batch-size must be at least 1, not {batch_size}")
-    os.makedirs(options.out_dir, exist_ok=True)
-    record_names(options.out_dir, [os.path.basename(p) for outputs in plan.values() for p in outputs.values()])
+    record = OutputRecord(options.out_dir, [os.path.basename(p) for outputs in plan.values() for p in outputs.values()])
     workers = options.workers or max(2, min(8, os.cpu_count() or 2))
     chunks = [inputs[i:i + batch_size] for i in range(0, len(inputs), batch_size)]
     failed, written = [], 0
@@ -340,7 +339,10 @@ def run(options):
             raise
     if failed:
         shown = listing(failed, "; ", _MAX_LISTED)
-        raise DatasetError(f"{len(failed)} of {len(inputs)} image(s) could not be read (the others were written to "
+        if not written:
+            record.undo()
+            raise DatasetError(f"no image could be read: {shown}")
+        raise PartialError(f"{len(failed)} of {len(inputs)} image(s) could not be read (the others were written to "
                            f"{options.out_dir}): {shown}")
     return written
 
@@ -359,8 +361,13 @@ def _intrinsics(text):
 
 
 
+EXIT_STATUS = ("exit status: 0 when every image was predicted; 1 when some could not be read (each named; the "
+               "others' outputs are written); 2 for a user error, including when no image could be read")
+
+
 def add_arguments(parser):
     from .options import add_inference, positive_float, positive_int
+    parser.epilog = EXIT_STATUS
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
                         help="image files (PNG, JPEG, TIFF, ...; any size, gray, RGBA or 16-bit) or folders of them")
     parser.add_argument("--model", required=True, help="deploy .prototxt")

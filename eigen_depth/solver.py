@@ -25,7 +25,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from .atomic import atomic_write
+from .atomic import atomic_write, make_folder
 from .caffe import array_to_blob, blob_to_array, read_solverstate, read_solver, schema, write_solverstate
 from .caffe.io import read_prototxt
 from .errors import CaffemodelError, EigenDepthError, OutputError, PrototxtError
@@ -82,14 +82,17 @@ class Solver:
     """
 
     def __init__(self, solver, device="cpu", feeder=None, test_feeders=None, deploy=None, callbacks=(),
-                 distributed=None, solver_type=None, folder=None, dtype=None, data=None):
+                 distributed=None, solver_type=None, folder=None, dtype=None, data=None, path=None):
         if isinstance(solver, schema.SolverParameter):
             self.param, self.folder = solver, folder  # folder: where relative net paths resolve
+            self.path = path or "<solver>"  # path: the file it came from, for error messages
         else:
             self.param, self.folder = read_solver(solver), os.path.dirname(os.path.abspath(solver))
+            self.path = solver
         self.type = solver_type or self.param.type
         if self.type not in SOLVER_TYPES:
-            raise PrototxtError(f"unknown solver type '{self.type}': use one of {', '.join(SOLVER_TYPES)}")
+            raise PrototxtError(f"{self.path}: unknown solver type '{self.type}': use one of "
+                                f"{', '.join(SOLVER_TYPES)}")
         self.device = torch.device(device)
         self.distributed = distributed  # (rank, world_size) when torch.distributed is initialised
         self.data = data  # DataSettings for the nets' Data layers (None: the current ones)
@@ -118,7 +121,7 @@ class Solver:
             return p.train_net_param if p.HasField("train_net_param") else p.net_param, "<inline net>"
         path = p.train_net or p.net
         if not path:
-            raise PrototxtError("the solver names no net: set `net: \"net_train.prototxt\"`")
+            raise PrototxtError(f"{self.path}: the solver names no net: set `net: \"net_train.prototxt\"`")
         path = resolve(path, self.folder)
         return read_prototxt(path, schema.NetParameter), path
 
@@ -161,7 +164,12 @@ class Solver:
 
     # Learning rate and update ------------------------------------------------------------------
     def learning_rate(self):
-        rate, self.current_step = learning_rate(self.param, self.iter, self.current_step)
+        """Caffe's rate at the current iteration; a bad lr_policy is found here, at the first update, as in
+        Caffe (a solver built only for its nets needs none), and named with the solver's file."""
+        try:
+            rate, self.current_step = learning_rate(self.param, self.iter, self.current_step)
+        except PrototxtError as error:
+            raise PrototxtError(f"{self.path}: {error}") from None
         return rate
 
     def _clip_gradients(self):
@@ -409,7 +417,7 @@ class Solver:
             return base + ".caffemodel"
         folder = os.path.dirname(base)
         if folder:
-            os.makedirs(folder, exist_ok=True)
+            make_folder(folder)
         model_path = base + ".caffemodel"
         self.net.save(model_path)
         state = schema.SolverState(iter=self.iter, learned_net=model_path, current_step=self.current_step)

@@ -15,12 +15,13 @@ import os
 
 import torch
 
+from .atomic import make_folder
 from .caffe import read_prototxt, read_solver, schema
 from .constants import GRADIENT_KERNELS
-from .errors import EigenDepthError, exit_status
+from .errors import EigenDepthError, PrototxtError, exit_status
 from .net import CaffeNet
 from .prototxt import ROOT as PROTOTXT_ROOT
-from .solver import Solver
+from .solver import Solver, learning_rate
 
 STAGES = {"global": "global_context", "gradient": "gradient", "joint": "joint", "refine": "refining"}
 DEFAULT_VARIANTS = {"global": "norm", "gradient": "norm", "joint": "A", "refine": "norm_abs"}
@@ -97,7 +98,12 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     if max_iter is not None:
         param = _with(param, max_iter=max_iter)
     folder = None if isinstance(solver, schema.SolverParameter) else os.path.dirname(os.path.abspath(solver))
-    runner = Solver(param, device=device, deploy=deploy, distributed=distributed, folder=folder, data=settings)
+    try:  # the lr_policy checked before anything is built or written (Caffe finds it at the first update)
+        learning_rate(param, 0, 0)
+    except PrototxtError as error:
+        raise PrototxtError(f"{solver if folder else '<solver>'}: {error}") from None
+    runner = Solver(param, device=device, deploy=deploy, distributed=distributed, folder=folder, data=settings,
+                    path=None if isinstance(solver, schema.SolverParameter) else solver)
     rank = distributed[0] if distributed else 0
     set_gradient_filter(runner.net)
     if snapshot:
@@ -310,7 +316,7 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
 
 def _write_effective_solver(param, path):
     from .caffe.io import write_prototxt
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    make_folder(os.path.dirname(path))
     write_prototxt(param, path)
 
 

@@ -8,7 +8,7 @@ import csv
 import os
 import time
 
-from .atomic import atomic_write
+from .atomic import atomic_write, make_folder
 
 COLUMNS = ("iteration", "loss", "smoothed_loss", "lr", "seconds")
 
@@ -61,7 +61,7 @@ class TrainingLog:
         run stopped before it starts (such as one refusing to overwrite an earlier run) leaves the folder as
         it was."""
         total_iterations, progress, tensorboard = self._options
-        os.makedirs(self.folder, exist_ok=True)
+        make_folder(self.folder)
         # the earlier rows are rewritten under a temporary name first: a crash now cannot lose them
         with atomic_write(self.csv_path, "w") as handle:
             writer = csv.writer(handle, lineterminator="\r\n")

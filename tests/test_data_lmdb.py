@@ -100,9 +100,14 @@ def test_existing_database_is_an_error_and_nothing_is_left_half_written(images):
     with pytest.raises(DatasetError, match="already exists"):
         convert_imageset(images, images / "list.txt", images / "db", progress=False)
     (images / "broken.txt").write_text("a.png 1\nmissing.png 2\n")
-    with pytest.raises(DatasetError, match="missing.png: no such file"):
+    with pytest.raises(DatasetError, match="broken.txt: 1 of the 2 files it lists do not exist: .*missing.png"):
         convert_imageset(images, images / "broken.txt", images / "db2", progress=False)
     assert not (images / "db2").exists() and not (images / ".db2.partial").exists()
+    (images / "folder.png").mkdir()  # listed, there, but no image: found while converting
+    (images / "folder.txt").write_text("a.png 1\nfolder.png 2\n")
+    with pytest.raises(DatasetError, match="folder.png"):
+        convert_imageset(images, images / "folder.txt", images / "db3", progress=False)
+    assert not (images / "db3").exists() and not (images / ".db3.partial").exists()
 
 
 def test_list_file_label_follows_the_last_space(images):

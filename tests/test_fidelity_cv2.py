@@ -15,6 +15,8 @@ from eigen_depth.net import CaffeNet
 from eigen_depth.testing import write_random_caffemodel
 from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
+from test_thesis_prototxt_cv2 import NETS  # (family, variant) -> output blob -> shape at batch 1 (the spec's)
+
 DEPLOY_NETS = sorted(glob.glob(os.path.join(PROTOTXT_ROOT, "*", "*", "net_deploy.prototxt")))
 
 
@@ -47,6 +49,9 @@ def test_deploy_net_matches_opencv(prototxt, tmp_path):
     with torch.no_grad():
         ours = net({"X": x})
     theirs = opencv_outputs(prototxt, weights, x, net.output_names)
+    family, variant = os.path.relpath(prototxt, PROTOTXT_ROOT).split(os.sep)[:2]
+    assert {name: theirs[name].shape for name in NETS[family, variant]} == \
+        {name: (2,) + shape[1:] for name, shape in NETS[family, variant].items()}  # OpenCV's shapes: the spec's
     for name in net.output_names:
         expected = theirs[name]
         assert ours[name].shape == expected.shape, name

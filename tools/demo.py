@@ -26,6 +26,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from eigen_depth.experiment import RoomSets, constant_snapshot, last_snapshot, measure
+from eigen_depth.options import non_negative_int, positive_float, positive_int
 
 SHARES = {"global": 0.45, "gradient": 0.15, "refine": 0.40}  # of the training minutes
 HELDOUT_ROOMS = 24
@@ -58,12 +59,13 @@ def train(train_dir, lmdb, minutes):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo")
-    parser.add_argument("--minutes", type=float, default=3.0, help="training time of the three stages together")
-    parser.add_argument("--rooms", type=int, default=600, help="rendered training rooms")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--minutes", type=positive_float, default=3.0,
+                        help="training time of the three stages together")
+    parser.add_argument("--rooms", type=positive_int, default=600, help="rendered training rooms (at least 2)")
+    parser.add_argument("--seed", type=non_negative_int, default=7)
     args = parser.parse_args()
-    if not (args.minutes > 0 and args.rooms > 1):
-        parser.error("--minutes must be positive and --rooms at least 2")
+    if args.rooms < 2:
+        parser.error("argument --rooms: must be at least 2, not 1")
     out = os.path.abspath(args.out)
     started = time.perf_counter()
     print("eigen_depth demo: everything below runs on the CPU from data made here; the weights come from a "

@@ -35,6 +35,7 @@ import sys
 import numpy as np
 
 from eigen_depth import images
+from eigen_depth.atomic import make_folder
 from eigen_depth.errors import OutputError, exit_status
 from eigen_depth.constants import (GT_HEIGHT, GT_WIDTH, MOTORCYCLE_BASELINE_MM, MOTORCYCLE_DOFFS_PX,
                                    MOTORCYCLE_FOCAL_PX, NYU_DEPTH_FLOOR_TENTH_M, DEPTH_UNIT_M)
@@ -190,7 +191,7 @@ def write_examples(out, snapshots=False):
     files[os.path.join(out, "README.txt")] = ("\n".join(readme) + "\n").encode()
     refuse_other_files(files)
     for path, data in files.items():
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_folder(os.path.dirname(path))
         images.write_bytes(path, data)
     return readme
 

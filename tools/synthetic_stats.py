@@ -9,15 +9,10 @@ import json
 import os
 import sys
 
+from eigen_depth.atomic import atomic_write
 from eigen_depth.data.synthetic import depth_statistics
 from eigen_depth.errors import exit_status
-
-
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from eigen_depth.options import non_negative_int, positive_int
 
 
 def summary(stats):
@@ -33,21 +28,22 @@ def summary(stats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--count", type=_positive, default=1000, help="rooms to render (scenes 0..COUNT-1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--count", type=positive_int, default=1000, help="rooms to render (scenes 0..COUNT-1)")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--workers", type=positive_int, default=None,
                         help="worker processes (default: the CPUs available, at most 8; 1 = no pool)")
     parser.add_argument("--json", default="synthetic_stats.json", help="where to write the numbers")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
+    if os.path.isdir(args.json):
+        parser.error(f"argument --json: {args.json} is a folder: give the name of the file to write")
+
     def run():
         stats = depth_statistics(args.count, args.seed, args.workers, progress=not args.quiet)
         print(summary(stats))
-        temporary = args.json + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as handle:
+        with atomic_write(args.json, "w") as handle:
             json.dump(stats, handle, indent=2)
-        os.replace(temporary, args.json)
         print(f"wrote {args.json}")
     return exit_status("synthetic_stats", run)
 

@@ -54,11 +54,17 @@ def read_text(path):
             data = handle.read()
     except OSError as error:
         raise PrototxtError(_file_problem(path, error)) from None
+    if data.startswith(b"\xef\xbb\xbf"):  # the UTF-8 byte-order mark some Windows editors write
+        data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise PrototxtError(f"{path}: byte {error.start}: not UTF-8 text "
-                            "(is it a binary .caffemodel? read it with read_caffemodel)") from None
+        if any(byte < 32 and byte not in b"\t\n\r\f\v" for byte in data):
+            raise PrototxtError(f"{path}: byte {error.start}: not UTF-8 text "
+                                "(is it a binary .caffemodel? read it with read_caffemodel)") from None
+    # Text in another encoding (a Latin-1 comment): Caffe skips comments byte by byte, so the bytes are kept
+    # as they are; in a quoted string they are refused at their line as not UTF-8
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _upgraded(net, path):

@@ -35,7 +35,7 @@ import zlib
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, make_folder
 from ..errors import DatasetError, OutputError
 from ..outputs import file_id
 from . import pairs as pairs_io
@@ -72,6 +72,10 @@ def draw_variants(recipe, rng, frame_size, crop=(CROP_WIDTH, CROP_HEIGHT)):
     """The recipe's variants (without flips) for a frame of frame_size = (width, height), drawn from rng
     in the order the module docstring gives."""
     width, height = frame_size
+    if width < crop[0] or height < crop[1]:
+        raise DatasetError(f"the {width}x{height} frame is smaller than the {crop[0]}x{crop[1]} crop: augment larger "
+                           f"frames (the raw 561x427 projections or convert_nyu.py --full output) or pass a "
+                           f"smaller --crop")
     center = Variant("crop", x0=(width - crop[0]) // 2, y0=(height - crop[1]) // 2)
     settings = RECIPES[recipe]
     if settings is None:
@@ -186,13 +190,27 @@ def _frame_size(path):
         raise DatasetError(f"{path}: cannot read the image ({error})") from None
 
 
+def plan_frame(pair, recipe, seed, crop):
+    """frame_outputs of one pair, read from the image headers alone; a frame the recipe cannot use (smaller
+    than the crop, colour and depth of different sizes) is a DatasetError naming its file."""
+    size = _frame_size(pair.color)
+    depth_size = _frame_size(pair.depth)
+    if depth_size != size:
+        raise DatasetError(f"{pair.depth}: the depth is {depth_size[0]}x{depth_size[1]}, its colour image "
+                           f"{size[0]}x{size[1]}: a frame's two images must have the same size")
+    try:
+        return frame_outputs(recipe, seed, pair.stem, size, crop)
+    except DatasetError as error:
+        raise DatasetError(f"{pair.color}: {error}") from None
+
+
 class _AugmentJob:
     def __init__(self, out, recipe, seed, crop, depth_resampling, overwrite):
         self.out, self.recipe, self.seed, self.crop = out, recipe, seed, crop
         self.depth_resampling, self.overwrite = depth_resampling, overwrite
 
-    def __call__(self, pair):
-        outputs = frame_outputs(self.recipe, self.seed, pair.stem, _frame_size(pair.color), self.crop)
+    def __call__(self, job):
+        pair, outputs = job
         todo = [(name, v) for name, v in outputs if self.overwrite or not pairs_io.pair_done(self.out, name)]
         if todo:
             rgb = pairs_io.read_color_bgr(pair.color)[:, :, ::-1]
@@ -213,10 +231,12 @@ def augment_folder(in_dir, out_dir, recipe, seed=0, crop=(CROP_WIDTH, CROP_HEIGH
     if file_id(out_dir) == file_id(in_dir):
         raise OutputError(f"{out_dir}: is the input folder, whose frames the outputs would replace (data0 keeps "
                           f"their names) or join as inputs of the next run; choose another output folder")
-    os.makedirs(out_dir, exist_ok=True)
+    # every frame is checked before anything is written
+    jobs = [(pair, plan_frame(pair, recipe, seed, tuple(crop))) for pair in pairs]
+    make_folder(out_dir)
     job = _AugmentJob(out_dir, recipe, seed, tuple(crop), depth_resampling, overwrite)
     rows, written = [], 0
-    for frame_rows, count in run_jobs(job, pairs, workers, progress, desc=f"augment {recipe}", unit="frame"):
+    for frame_rows, count in run_jobs(job, jobs, workers, progress, desc=f"augment {recipe}", unit="frame"):
         rows.extend(frame_rows)
         written += count
     fields = [f.name for f in dataclasses.fields(Variant)]

@@ -4,13 +4,13 @@ with exit status 2."""
 import argparse
 
 from ..errors import exit_status
-from ..options import resize_dimension, size_wh
+from ..options import fraction, non_negative_int, positive_int, resize_dimension, size_wh
 from .constants import COLOR_SIZE, CROP_HEIGHT, CROP_WIDTH, DEPTH_SIZES, RECIPES
 
 
 def _common(parser, workers=True):
     if workers:
-        parser.add_argument("--workers", type=int, default=None,
+        parser.add_argument("--workers", type=positive_int, default=None,
                             help="worker processes (default: the CPUs available, at most 8; 1 = no pool)")
     parser.add_argument("--overwrite", action="store_true", help="rewrite outputs that exist already")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -50,7 +50,7 @@ def augment_main(argv=None):
     parser.add_argument("input", help="folder of <stem>_colors.png / <stem>_depth.png frames (larger than the crop)")
     parser.add_argument("out", help="output folder")
     parser.add_argument("--recipe", choices=sorted(RECIPES), required=True)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--crop", type=size_wh, default=(CROP_WIDTH, CROP_HEIGHT), help="output size WxH (420x320)")
     parser.add_argument("--depth-resampling", choices=("nearest", "area"), default="nearest",
                         help="nearest copies source depths (default); area averages them when shrinking")
@@ -76,7 +76,7 @@ def convert_imageset_main(argv=None):
     parser.add_argument("--shuffle", action="store_true", help="shuffle the list (seeded by --seed)")
     parser.add_argument("--encoded", action="store_true", help="store the image files, not raw pixels")
     parser.add_argument("--check_size", action="store_true", help="require every record to have the same size")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     _common(parser, workers=False)
 
     def run(args):
@@ -99,7 +99,7 @@ def make_lmdb_main(argv=None):
                         "train or test, else train)")
     parser.add_argument("--color-size", type=size_wh, default=COLOR_SIZE, help="WxH (298x218)")
     parser.add_argument("--depth-sizes", type=size_wh, nargs="+", default=list(DEPTH_SIZES), help="WxH ... (37x27 74x54)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the one shuffle")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the one shuffle")
     parser.add_argument("--no-shuffle", action="store_true", help="keep the pairs' name order")
     parser.add_argument("--interpolation", choices=("linear", "area", "nearest", "cubic"), default="linear",
                         help="resize (default linear: cv::resize's default, as convert_imageset)")
@@ -132,23 +132,20 @@ def make_synthetic_main(argv=None):
     parser = argparse.ArgumentParser(
         prog="make_synthetic.py", description="Rendered indoor rooms with exact metric depth (NYU Kinect camera, "
         "640x480): pairs like convert_nyu.py's, or a labeled .mat + splits.mat in NYU's layout")
-    parser.add_argument("count", type=int, help="number of scenes")
+    parser.add_argument("count", type=positive_int, help="number of scenes")
     parser.add_argument("out", help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--format", choices=("pairs", "nyu-mat"), default="pairs",
                         help="pairs: OUT/{train,test}/NNNNN_colors.png + _depth.png; nyu-mat: "
                         "OUT/nyu_depth_v2_labeled.mat + OUT/splits.mat")
     parser.add_argument("--holes", action="store_true", help="pairs: Kinect-like holes (0) in the depth")
     parser.add_argument("--full", action="store_true", help="pairs: 640x480 instead of the 420x320 centre crop")
     parser.add_argument("--depth-format", choices=("png8", "png16mm"), default="png8")
-    parser.add_argument("--test-fraction", type=float, default=654 / 1449, help="share of test scenes (NYU's)")
+    parser.add_argument("--test-fraction", type=fraction, default=654 / 1449, help="share of test scenes (NYU's)")
     _common(parser)
 
     def run(args):
         from .synthetic import make_synthetic
-        if args.count < 1:
-            from ..errors import DatasetError
-            raise DatasetError("COUNT must be at least 1")
         if args.format == "nyu-mat" and not args.overwrite:
             _refuse_lone_nyu_file(args.out)
         make_synthetic(args.count, args.out, args.seed, args.format, args.holes, args.full, args.depth_format,

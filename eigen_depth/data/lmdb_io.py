@@ -22,8 +22,10 @@ import weakref
 
 import numpy as np
 
+from ..atomic import make_folder
 from ..caffe import decode_datum, encode_datum, encoded_datum
 from ..errors import DatasetError, OutputError
+from ..inputs import listing
 from . import pairs as pairs_io
 
 COMMIT_EVERY = 1000  # convert_imageset commits every 1000 records
@@ -188,7 +190,7 @@ class LmdbWriter:
         if os.path.exists(self.path) and not overwrite:
             raise DatasetError(f"{self.path}: already exists; remove it or pass --overwrite")
         parent = os.path.dirname(self.path)
-        os.makedirs(parent, exist_ok=True)
+        make_folder(parent)
         self.partial = os.path.join(parent, f".{os.path.basename(self.path)}.partial")
         shutil.rmtree(self.partial, ignore_errors=True)
         self.env = lmdb.open(self.partial, map_size=LMDB_MAP_SIZE, subdir=True, meminit=False)
@@ -280,12 +282,16 @@ def convert_imageset(root, list_file, db, resize_height=0, resize_width=0, gray=
     if shuffle:
         order = np.random.default_rng(seed).permutation(len(lines))
         lines = [lines[i] for i in order]
+    paths = [os.path.join(os.fspath(root), name) if root else name for name, _ in lines]
+    missing = [path for path in paths if not os.path.exists(path)]
+    if missing:  # before the database is created: Caffe would skip them and go on
+        raise DatasetError(f"{list_file}: {len(missing)} of the {len(paths)} files it lists do not exist: "
+                           f"{listing(missing)}; fix the list or ROOT")
     size = None
     with LmdbWriter(db, overwrite=overwrite) as writer:
-        for line_id, (name, label) in enumerate(tqdm(lines, desc=os.path.basename(os.fspath(db)), unit="img",
-                                                     disable=not progress)):
-            value = image_datum(os.path.join(os.fspath(root), name) if root else name, label,
-                                resize_height, resize_width, not gray, encoded)
+        for line_id, ((name, label), path) in enumerate(zip(tqdm(lines, desc=os.path.basename(os.fspath(db)),
+                                                                 unit="img", disable=not progress), paths)):
+            value = image_datum(path, label, resize_height, resize_width, not gray, encoded)
             if check_size and not encoded:
                 if size is None:
                     size = len(value)

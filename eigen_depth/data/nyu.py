@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from ..atomic import make_folder
 from ..errors import DatasetError
 from . import pairs as pairs_io
 from .constants import (CROP_HEIGHT, CROP_WIDTH, NYU_DEPTHS_KEY, NYU_IMAGES_KEY, NYU_RAW_DEPTHS_KEY, NYU_TEST_KEY,
@@ -196,7 +197,7 @@ def convert_nyu(labeled, splits, out, split="test", full=False, depth_format="pn
     jobs = []
     for name in chosen:
         folder = os.path.join(os.fspath(out), name)
-        os.makedirs(folder, exist_ok=True)
+        make_folder(folder)
         jobs.extend((int(index), folder) for index in indices[name])
     started = time.perf_counter()
     results = list(run_jobs(_ConvertJob(full, depth_format, overwrite), jobs, workers, progress,

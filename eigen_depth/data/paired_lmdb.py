@@ -113,7 +113,8 @@ def make_lmdb(pairs_dir, out, prefix=None, color_size=COLOR_SIZE, depth_sizes=DE
         if shuffle:
             import numpy as np
             pairs = [pairs[i] for i in np.random.default_rng(seed).permutation(len(pairs))]
-        os.makedirs(out, exist_ok=True)
+        from ..atomic import make_folder
+        make_folder(out)
         writers = []
         try:
             for path in paths:

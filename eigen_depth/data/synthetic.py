@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 
+from ..atomic import make_folder
 from .constants import NYU_CX, NYU_CY, NYU_FX, NYU_FY, NYU_HEIGHT, NYU_WIDTH
 
 CHECKERS, STRIPES, NOISE, WOOD = 0, 1, 2, 3
@@ -752,14 +753,14 @@ def make_synthetic(count, out, seed=0, file_format="pairs", holes=False, full=Fa
     if file_format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {file_format!r}")
     out = os.fspath(out)
-    os.makedirs(out, exist_ok=True)
+    make_folder(out)
     tests, trains = split_indices(count, seed, test_fraction)
     scenes = SceneSet(count, seed, holes)
     if file_format == "pairs":
         jobs = []
         for name, indices in (("train", trains), ("test", tests)):
             folder = os.path.join(out, name)
-            os.makedirs(folder, exist_ok=True)
+            make_folder(folder)
             jobs.extend((int(i), folder) for i in indices)
         written = sum(run_jobs(_PairJob(scenes, full, depth_format, overwrite), jobs, workers, progress,
                                desc="synthetic pairs", unit="scene"))

@@ -1,10 +1,10 @@
 """The command lines of test_depth, get_depth and test_grad (tools/*.py and `eigen-depth test-depth`, ...)."""
 import argparse
 
-
 from ..constants import GT_HEIGHT, GT_WIDTH, PNG_COMPRESSION
-from ..errors import exit_status
-from ..options import add_inference, positive_int, size_hw
+from ..errors import DatasetError, exit_status
+from ..inputs import listing
+from ..options import add_inference, non_negative_int, positive_int, size_hw
 from .discovery import GT_FORMATS
 from .pipeline import Options, run
 
@@ -32,8 +32,8 @@ def add_arguments(parser, tool):
     parser.add_argument("--snapshots", metavar="GLOB", help="only snapshots whose file or name matches, "
                                                             "e.g. '*_iter_*0000'")
     parser.add_argument("--workers", type=positive_int, help="threads for image decoding and PNG encoding")
-    parser.add_argument("--cache-mb", type=int, default=2048,
-                        help="memory for keeping prepared images between snapshots (default 2048)")
+    parser.add_argument("--cache-mb", type=non_negative_int, default=2048,
+                        help="memory for keeping prepared images between snapshots (default 2048; 0: none)")
     parser.add_argument("--png-compression", type=int, choices=range(10), default=PNG_COMPRESSION, metavar="0-9",
                         help="zlib level of the written PNGs (default 8, the original's; the pixels are the same at "
                              "any level, 3 writes about 5x faster)")
@@ -41,7 +41,7 @@ def add_arguments(parser, tool):
     if tool == "test_depth":
         parser.add_argument("--no-images", dest="write_images", action="store_false",
                             help="metrics only: no per-image PNGs (results, per-image CSV and contact sheet stay)")
-        parser.add_argument("--sheet-images", type=int, default=6,
+        parser.add_argument("--sheet-images", type=non_negative_int, default=6,
                             help="images in each snapshot's contact sheet (0: none; default 6)")
     if tool == "test_grad":
         parser.add_argument("--no-images", dest="write_images", action="store_false", help="metrics only")
@@ -60,7 +60,12 @@ def options_from_args(args, tool):
 
 def run_args(args, tool):
     """Runs a tool from parsed arguments; returns the exit status."""
-    return run(options_from_args(args, tool)).status
+    outcome = run(options_from_args(args, tool))
+    if outcome.status == 2:
+        skipped = len(outcome.skipped)
+        raise DatasetError(f"no snapshot could be evaluated: {skipped} of {skipped} snapshot(s) skipped, each "
+                           f"for the reason above: {listing(outcome.skipped)}")
+    return outcome.status
 
 
 def tool_main(tool, argv=None, description=None):

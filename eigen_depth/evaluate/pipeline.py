@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import images, metrics
+from ..atomic import make_folder
 from ..constants import (DEPTH_UNIT_M, GRADIENT_GT_HEIGHT, GRADIENT_GT_WIDTH, GRADIENT_METRICS, GT_HEIGHT,
                          GT_WIDTH, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, PNG_COMPRESSION, STANDARD_METRICS)
 from ..devices import default_batch_size, resolve_device
@@ -19,7 +20,7 @@ from ..errors import one_line as _one_line
 from ..inference import ModelLoader
 from ..inputs import find_images, listing
 from .discovery import TOOLS, find_pairs, find_snapshots, plan_image_names
-from .results import (CONTACT_SHEET, ORACLE, PER_IMAGE_CSV, RESULTS_CSV, SnapshotFolder, abs_dir_of,
+from .results import (CONTACT_SHEET, ORACLE, PER_IMAGE_CSV, RESULTS_CSV, RESULTS_JSON, SnapshotFolder, abs_dir_of,
                       check_outputs, metric_names, plot_iterations, print_top, update_results, write_csv,
                       write_many)
 from .source import ImageSource
@@ -209,7 +210,7 @@ def run(options):
     check_outputs(options, tool, pairs, snapshots, parents)
     file_names = plan_image_names(tool, options, pairs)
     for parent in parents:
-        os.makedirs(parent, exist_ok=True)
+        make_folder(parent)
 
     outcome = Outcome()
     names = metric_names(tool)
@@ -263,15 +264,16 @@ def run(options):
                 folder.commit()
             if names:
                 update_results(options, tool, outcome, snapshot)
-    if names and outcome.skipped:
-        update_results(options, tool, outcome)
+    if names and outcome.skipped and (outcome.results or os.path.exists(os.path.join(out_dir, RESULTS_JSON))):
+        update_results(options, tool, outcome)  # the skips are recorded beside results, not alone
     if names and outcome.results:
         print_top(outcome.results, tool)
         plot_iterations(options, tool)
         print(f"results: {os.path.join(out_dir, RESULTS_CSV)}", flush=True)
-    if outcome.skipped:
-        warn(f"{len(outcome.skipped)} of {len(snapshots)} snapshot(s) skipped: {listing(outcome.skipped)}")
+    if outcome.skipped:  # when every one was skipped the command says so as its error (status 2)
         outcome.status = 2 if len(outcome.skipped) == len(snapshots) else 1
+        if outcome.status == 1:
+            warn(f"{len(outcome.skipped)} of {len(snapshots)} snapshot(s) skipped: {listing(outcome.skipped)}")
     return outcome
 
 
