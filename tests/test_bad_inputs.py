@@ -326,6 +326,7 @@ CASES = {
     "time with a corrupt caffemodel": ("eigen-depth", ["time", "--model", "net.prototxt", "--weights", "garbage.bin"],
                                        2, "garbage.bin: byte 0"),
     "pycaffe without a script": ("eigen-depth", ["pycaffe", "absent.py"], 2, "absent.py: no such script"),
+    "nets with an unknown option": ("eigen-depth", ["nets", "--family"], 2, "unrecognized arguments: --family"),
 }
 
 
