@@ -261,3 +261,147 @@ def test_hdf5_shuffle_permutes_files_and_rows_each_pass(hdf5_list):
 def test_hdf5_missing_dataset_is_named(hdf5_list):
     with pytest.raises(DatasetError, match="has no dataset 'weights'"):
         net(text=HDF5_PROTOTXT.replace('top: "label"', 'top: "weights"') % (hdf5_list, ""))
+
+
+# ----------------------------------------------------------------------------------- ImageData, MemoryData
+def write_listed_images(folder, count=5, size=(6, 8)):
+    """count colour PNGs (pixel (0, 0) blue channel = index) and a list naming them with labels 10 + index,
+    one name holding a space (Caffe splits at the last space)."""
+    import cv2
+    folder.mkdir(exist_ok=True)
+    lines, images = [], []
+    for i in range(count):
+        image = np.random.default_rng(i).integers(0, 256, size + (3,), dtype=np.uint8)
+        image[0, 0, 0] = i
+        name = f"img {i}.png" if i == 1 else f"img{i}.png"
+        cv2.imwrite(str(folder / name), image)
+        lines.append(f"{name} {10 + i}")
+        images.append(image)
+    (folder / "list.txt").write_text("\n".join(lines) + "\n")
+    return images
+
+
+def test_image_data_reads_the_list_in_order_resized_transformed_and_wrapping(tmp_path):
+    import cv2
+    images = write_listed_images(tmp_path / "img")
+    text = (f'layer {{ name: "d" type: "ImageData" top: "data" top: "label" '
+            f'transform_param {{ scale: 0.5 mean_value: 10 mean_value: 20 mean_value: 30 }} '
+            f'image_data_param {{ source: "{tmp_path / "img" / "list.txt"}" root_folder: "{tmp_path / "img"}/" '
+            f'batch_size: 2 new_height: 3 new_width: 5 }} }}')
+    net = CaffeNet(parse_text(schema.NetParameter, text), "TEST")
+    expected = [(cv2.resize(image, (5, 3)).transpose(2, 0, 1).astype(np.float32)
+                 - np.array([10, 20, 30], np.float32)[:, None, None]) * 0.5 for image in images]
+    for order in ([0, 1], [2, 3], [4, 0]):
+        out = net()
+        np.testing.assert_allclose(out["data"].numpy(), np.stack([expected[i] for i in order]), rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(out["label"].numpy(), [10 + i for i in order])
+    net.close()
+
+
+def test_image_data_gray_and_shuffled_epochs_hold_every_image_once(tmp_path):
+    write_listed_images(tmp_path / "img")
+    text = (f'layer {{ name: "d" type: "ImageData" top: "data" top: "label" image_data_param {{ '
+            f'source: "{tmp_path / "img" / "list.txt"}" root_folder: "{tmp_path / "img"}/" batch_size: 5 '
+            f'shuffle: true is_color: false }} }}')
+    net = CaffeNet(parse_text(schema.NetParameter, text), "TEST")
+    first, second = net(), net()
+    assert first["data"].shape == (5, 1, 6, 8)
+    assert sorted(first["label"].tolist()) == sorted(second["label"].tolist()) == [10, 11, 12, 13, 14]
+    net.close()
+    (tmp_path / "bad.txt").write_text("img0.png 1\nabsent.png 2\n")
+    bad = text.replace(str(tmp_path / "img" / "list.txt"), str(tmp_path / "bad.txt"))
+    net = CaffeNet(parse_text(schema.NetParameter, bad), "TEST")
+    with pytest.raises(DatasetError, match="absent.png"):
+        net()
+    net.close()
+
+
+MEMORY_NET = """
+layer { name: "mem" type: "MemoryData" top: "data" top: "label"
+        memory_data_param { batch_size: 2 channels: 1 height: 2 width: 3 } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 1 } }
+"""
+
+
+def test_memory_data_serves_the_arrays_a_program_hands_over_in_batches(tmp_path):
+    from eigen_depth.pycaffe import Net
+    path = tmp_path / "memory.prototxt"
+    path.write_text(MEMORY_NET)
+    net = Net(str(path), 1)  # TEST
+    data = np.arange(4 * 6, dtype=np.float32).reshape(4, 1, 2, 3)
+    labels = np.array([5, 6, 7, 8], np.float32)
+    with pytest.raises(Exception, match="no data"):
+        net.forward()
+    net.set_input_arrays(data, labels)
+    for rows in ([0, 1], [2, 3], [0, 1]):
+        net.forward()
+        np.testing.assert_array_equal(net.blobs["data"].data, data[rows])
+        np.testing.assert_array_equal(net.blobs["label"].data.ravel(), labels[rows])
+    data[2, 0, 0, 0] = -1  # read in place, as Caffe reads them (the next batch is rows 2, 3)
+    net.forward()
+    assert net.blobs["data"].data[0, 0, 0, 0] == -1
+    with pytest.raises(Exception, match="multiple of the batch size"):
+        net.set_input_arrays(data[:3], labels[:3])
+    with pytest.raises(RuntimeError, match="C-contiguous"):
+        net.set_input_arrays(data[:, :, :, ::-1], labels)
+
+
+# -------------------------------------------------------------------------------------------- WindowData
+def window_net(tmp_path, windows, extra="", transform="crop_size: 8"):
+    """A WindowData layer over one image, img.png (10 rows x 12 columns), with the given windows."""
+    lines = ["# 0", "img.png", "3 10 12", str(len(windows))] + [" ".join(map(str, w)) for w in windows]
+    (tmp_path / "windows.txt").write_text("\n".join(lines) + "\n")
+    text = (f'layer {{ name: "w" type: "WindowData" top: "data" top: "label" transform_param {{ {transform} }} '
+            f'window_data_param {{ source: "{tmp_path / "windows.txt"}" root_folder: "{tmp_path}/" batch_size: 4 '
+            f'{extra} }} }}')
+    return CaffeNet(parse_text(schema.NetParameter, text), "TRAIN")
+
+
+def test_window_data_warps_the_box_and_puts_background_before_foreground(tmp_path):
+    import cv2
+    image = np.random.default_rng(3).integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "img.png"), image)
+    # foreground class 3; background (overlap 0.1); a window between the thresholds is never used
+    net = window_net(tmp_path, [(3, 0.9, 2, 1, 7, 6), (5, 0.1, 0, 0, 11, 9), (2, 0.3, 0, 0, 3, 3)],
+                     "fg_fraction: 0.5 bg_threshold: 0.2 scale: 0.5", "crop_size: 4 mean_value: 10 mean_value: 20 mean_value: 30")
+    out = net()
+    mean = np.array([10, 20, 30], np.float32)[:, None, None]
+    foreground = (cv2.resize(image[1:7, 2:8], (4, 4)).transpose(2, 0, 1) - mean) * 0.5
+    background = (cv2.resize(image, (4, 4)).transpose(2, 0, 1) - mean) * 0.5
+    np.testing.assert_array_equal(out["label"].numpy(), [0, 0, 3, 3])
+    for item, expected in enumerate([background, background, foreground, foreground]):
+        np.testing.assert_allclose(out["data"].numpy()[item], expected, atol=1e-5)
+
+
+def test_window_data_context_pad_places_the_clipped_window_as_caffe_computes_it(tmp_path):
+    import cv2
+    cv2.imwrite(str(tmp_path / "img.png"), np.full((10, 10, 3), 100, np.uint8))  # 10 x 10 this time
+    lines = ["# 0", "img.png", "3 10 10", "2", "1 0.9 2 0 9 9", "0 0.0 2 0 9 9"]
+    (tmp_path / "windows.txt").write_text("\n".join(lines) + "\n")
+    text = (f'layer {{ name: "w" type: "WindowData" top: "data" top: "label" '
+            f'transform_param {{ crop_size: 8 mirror: true mean_value: 40 }} window_data_param {{ '
+            f'source: "{tmp_path / "windows.txt"}" root_folder: "{tmp_path}/" batch_size: 4 context_pad: 2 scale: 0.5 }} }}')
+    net = CaffeNet(parse_text(schema.NetParameter, text), "TRAIN")
+    # By hand, x: half 4, centre 6, context scale 8 / (8 - 4) = 2 -> x in [-2, 14], 17 wide, clipped to [0, 9]
+    # (left pad 2, right pad 5); scaled by 8/17: width round(4.71) = 5, left pad round(0.94) = 1, right pad
+    # round(2.35) = 2. y: half 5, centre 5 -> [-5, 15], 21 high, clipped to [0, 9] (top pad 5); scaled by
+    # 8/21: height round(3.81) = 4, top pad round(1.90) = 2. Unmirrored: rows 2-5, columns 1-5; mirrored: the
+    # right pad leads, columns 2-6. Inside: (100 - 40) * 0.5 = 30; outside 0.
+    plain, mirrored = np.zeros((3, 8, 8), np.float32), np.zeros((3, 8, 8), np.float32)
+    plain[:, 2:6, 1:6] = 30
+    mirrored[:, 2:6, 2:7] = 30
+    seen = set()
+    for _ in range(6):
+        for item in net()["data"].numpy():
+            match = [name for name, pattern in (("plain", plain), ("mirrored", mirrored)) if np.array_equal(item, pattern)]
+            assert len(match) == 1
+            seen.add(match[0])
+    assert seen == {"plain", "mirrored"}
+
+
+def test_window_data_refuses_a_malformed_window_file(tmp_path):
+    (tmp_path / "windows.txt").write_text("# 0\nimg.png\n3 10 12\n2\n1 0.9 0 0 3 3\n")  # the second window is missing
+    text = (f'layer {{ name: "w" type: "WindowData" top: "data" top: "label" transform_param {{ crop_size: 4 }} '
+            f'window_data_param {{ source: "{tmp_path / "windows.txt"}" batch_size: 2 }} }}')
+    with pytest.raises(DatasetError, match="windows.txt: ends inside image block 0"):
+        CaffeNet(parse_text(schema.NetParameter, text), "TRAIN")

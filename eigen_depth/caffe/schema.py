@@ -160,7 +160,9 @@ ImageDataParameter = message_type("ImageDataParameter", [
     opt("is_color", 11, "bool", True), opt("scale", 2, "float", 1.0), opt("mean_file", 3, "string"),
     opt("crop_size", 5, "uint32"), opt("mirror", 6, "bool"), opt("root_folder", 12, "string"),
 ])
-InfogainLossParameter = message_type("InfogainLossParameter", [opt("source", 1, "string")])
+InfogainLossParameter = message_type("InfogainLossParameter", [
+    opt("source", 1, "string"), opt("axis", 2, "int32", 1),
+])
 InnerProductParameter = message_type("InnerProductParameter", [
     opt("num_output", 1, "uint32"), opt("bias_term", 2, "bool", True),
     msg("weight_filler", 3, "FillerParameter"), msg("bias_filler", 4, "FillerParameter"),
@@ -230,6 +232,21 @@ ThresholdParameter = message_type("ThresholdParameter", [opt("threshold", 1, "fl
 SwishParameter = message_type("SwishParameter", [opt("beta", 1, "float", 1.0)])
 ClipParameter = message_type("ClipParameter", [opt("min", 1, "float"), opt("max", 2, "float")])
 TileParameter = message_type("TileParameter", [opt("axis", 1, "int32", 1), opt("tiles", 2, "int32")])
+SPPParameter = message_type("SPPParameter", [
+    opt("pyramid_height", 1, "uint32"), opt("pool", 2, "enum", "MAX", enum=PoolMethod),
+    opt("engine", 6, "enum", enum=Engine),
+], enums=[PoolMethod, Engine])
+RecurrentParameter = message_type("RecurrentParameter", [
+    opt("num_output", 1, "uint32"), msg("weight_filler", 2, "FillerParameter"),
+    msg("bias_filler", 3, "FillerParameter"), opt("debug_info", 4, "bool"), opt("expose_hidden", 5, "bool"),
+])
+WindowDataParameter = message_type("WindowDataParameter", [
+    opt("source", 1, "string"), opt("scale", 2, "float", 1.0), opt("mean_file", 3, "string"),
+    opt("batch_size", 4, "uint32"), opt("crop_size", 5, "uint32"), opt("mirror", 6, "bool"),
+    opt("fg_threshold", 7, "float", 0.5), opt("bg_threshold", 8, "float", 0.5), opt("fg_fraction", 9, "float", 0.25),
+    opt("context_pad", 10, "uint32"), opt("crop_mode", 11, "string", "warp"), opt("cache_images", 12, "bool"),
+    opt("root_folder", 13, "string"),
+])
 
 # Layer-specific parameter messages: (field name, V2 number, message type, V1 number or None).
 LAYER_PARAMS = [
@@ -277,6 +294,9 @@ LAYER_PARAMS = [
     ("swish_param", 147, "SwishParameter", None),
     ("clip_param", 148, "ClipParameter", None),
     ("tile_param", 138, "TileParameter", None),
+    ("spp_param", 132, "SPPParameter", None),
+    ("recurrent_param", 146, "RecurrentParameter", None),
+    ("window_data_param", 129, "WindowDataParameter", 20),
 ]
 
 LayerParameter = message_type("LayerParameter", [

@@ -53,7 +53,8 @@ def upgrade_net(net, source="<net>"):
 
 def _upgrade_v1_data_transform(layer):
     type_name = schema.V1LayerType.by_number.get(layer.type)
-    sub_name = {"DATA": "data_param", "IMAGE_DATA": "image_data_param"}.get(type_name)
+    sub_name = {"DATA": "data_param", "IMAGE_DATA": "image_data_param",
+                "WINDOW_DATA": "window_data_param"}.get(type_name)
     if sub_name is None or not layer.HasField(sub_name):
         return
     params = getattr(layer, sub_name)

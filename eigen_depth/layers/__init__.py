@@ -3,7 +3,7 @@
 The data layers ("Data", "HDF5Data") live in eigen_depth.data.layers; the registry imports it the first time a
 net asks for one of those types (base.DEFERRED_TYPES).
 """
-from . import activations, common, losses, normalization, vision  # noqa: F401  (modules register on import)
+from . import activations, common, losses, normalization, recurrent, vision  # noqa: F401  (modules register on import)
 from .base import LAYER_TYPES, Layer, layer_class, register
 from .fillers import bilinear_kernel, fill
 

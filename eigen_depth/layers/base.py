@@ -17,6 +17,8 @@ LAYER_TYPES = {}
 # Types whose classes live outside this package, imported on first use (the data package needs LMDB, HDF5
 # and the renderer, which a deploy net never does; Python layers need pycaffe's Blob).
 DEFERRED_TYPES = {"Data": "eigen_depth.data.layers", "HDF5Data": "eigen_depth.data.layers",
+                  "ImageData": "eigen_depth.data.layers", "MemoryData": "eigen_depth.data.layers",
+                  "WindowData": "eigen_depth.data.layers",
                   "Python": "eigen_depth.pycaffe.python_layer"}
 
 

@@ -514,3 +514,31 @@ class BatchReindex(Layer):
         if bool(((index < 0) | (index >= data.shape[0])).any()):
             raise self.error(f"an index is outside 0..{data.shape[0] - 1}")
         return (data[index],)
+
+
+@register("Filter")
+class Filter(Layer):
+    """Keeps the samples whose selector (the last bottom, one value per sample) is not 0: each top is its
+    bottom's selected rows, in order; with none selected the tops have 0 rows. The gradient reaches the
+    selected rows (the others get 0); the selector gets none. Top shapes follow the selector at every
+    forward (the first dimension given at set-up is the bottom's, as in Caffe)."""
+    BOTTOMS = (2, None)
+    TOPS = (1, None)
+
+    def setup(self, bottom_shapes):
+        *data, selector = bottom_shapes
+        if self.num_tops(len(data)) != len(data):
+            raise self.error(f"needs one top per data bottom: {len(data)} data bottom(s) and a selector, "
+                             f"{self.num_tops(len(data))} top(s)")
+        if not selector or any(d != 1 for d in selector[1:]):
+            raise self.shape_error(f"the selector (last bottom) must hold one value per sample (N, 1, ...), "
+                                   f"got {selector}")
+        for shape in data:
+            if not shape or shape[0] != selector[0]:
+                raise self.shape_error(f"every data bottom needs the selector's {selector[0]} samples, got {shape}")
+        return [tuple(shape) for shape in data]
+
+    def forward(self, *bottoms):
+        *data, selector = bottoms
+        kept = torch.nonzero(selector.detach().reshape(-1) != 0).reshape(-1)
+        return tuple(x.index_select(0, kept.to(x.device)) for x in data)

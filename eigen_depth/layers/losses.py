@@ -212,3 +212,129 @@ class HingeLoss(_LabelPerSample):
         margin = torch.clamp(1 + sign * flat, min=0)
         total = (margin * margin).sum() if self.squared else margin.sum()
         return (total / self.num,)
+
+
+def _contrastive(a, b, similar, margin, legacy):
+    """ContrastiveLoss's value with Caffe's analytic gradients (see the layer)."""
+    import torch
+
+    class Contrastive(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            diff = a - b
+            dist_sq = (diff * diff).sum(dim=1)
+            if legacy:
+                dissimilar = torch.clamp(margin - dist_sq, min=0)
+            else:
+                dissimilar = torch.clamp(margin - dist_sq.sqrt(), min=0) ** 2
+            terms = torch.where(similar, dist_sq, dissimilar)
+            ctx.save_for_backward(diff, dist_sq)
+            return terms.sum() / a.shape[0] / 2
+
+        @staticmethod
+        def backward(ctx, top_diff):
+            diff, dist_sq = ctx.saved_tensors
+            alpha = top_diff / diff.shape[0]
+            if legacy:
+                factor = torch.where(margin - dist_sq > 0, -1.0, 0.0).to(diff.dtype)
+            else:
+                dist = dist_sq.sqrt()
+                mdist = margin - dist
+                factor = torch.where(mdist > 0, -mdist / (dist + 1e-4), torch.zeros_like(dist))
+            factor = torch.where(similar, torch.ones_like(factor), factor)
+            grad = alpha * factor[:, None] * diff
+            return grad, -grad
+
+    return Contrastive.apply(a, b)
+
+
+@register("ContrastiveLoss")
+class ContrastiveLoss(Layer):
+    """Hadsell et al.'s loss of pairs: sum over the N pairs of d^2 when similar (int(y) != 0), else
+    max(margin - d, 0)^2 (legacy_version: max(margin - d^2, 0)), divided by 2 N; d = ||a - b|| over the
+    channels of a and b (N x C x 1 x 1). Caffe's gradient divides by d + 1e-4 for dissimilar pairs (and is
+    -(a - b) alpha in the legacy form); y gets none."""
+    BOTTOMS = 3
+    IS_LOSS = True
+
+    def setup(self, bottom_shapes):
+        a, b, y = bottom_shapes
+        if len(a) < 2 or a[1:] != b[1:] or any(d != 1 for d in a[2:]):
+            raise self.shape_error(f"a and b must be N x C x 1 x 1 of the same C, got {a} and {b}")
+        if a[0] != b[0]:
+            raise self.shape_error(f"a and b must have the same number of pairs, got {a} and {b}")
+        if math.prod(y) != a[0]:
+            raise self.shape_error(f"y must hold one similarity per pair (N x 1 x 1 x 1), got {y} for {a[0]} pairs")
+        cp = self.param.contrastive_loss_param
+        self.margin, self.legacy = float(cp.margin), bool(cp.legacy_version)
+        return [()]
+
+    def forward(self, a, b, y):
+        similar = y.detach().reshape(-1).trunc() != 0
+        return (_contrastive(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), similar, self.margin,
+                             self.legacy),)
+
+
+@register("InfogainLoss")
+class InfogainLoss(Layer):
+    """BVLC Caffe's (master) InfogainLoss: a softmax of the scores along infogain_loss_param.axis, then
+    -sum over the labelled positions of sum_k H[label, k] log(max(p_k, 1e-20)), divided by the normaliser of
+    loss_param.normalization (VALID by default); positions labelled ignore_label are left out. H (K x K, row =
+    true label) is the third bottom or the binaryproto file infogain_loss_param.source. The gradient is
+    Caffe's p * rowsum(H)[label] - H[label, :] (the clamp changes the value only). A second top, when named,
+    is the softmax. Neither the labels nor H get a gradient."""
+    BOTTOMS = (2, 3)
+    TOPS = (1, 2)
+    IS_LOSS = True
+
+    def setup(self, bottom_shapes):
+        scores, labels = bottom_shapes[:2]
+        ip = self.param.infogain_loss_param
+        self.axis = self.canonical_axis(ip.axis, len(scores))
+        self.outer, self.inner = math.prod(scores[:self.axis]), math.prod(scores[self.axis + 1:])
+        self.classes = scores[self.axis]
+        if self.outer * self.inner != math.prod(labels):
+            raise self.shape_error(f"number of labels must match number of predictions: scores {scores}, "
+                                   f"labels {labels}")
+        lp = self.param.loss_param
+        if lp.HasField("normalize"):
+            raise self.error("loss_param.normalize is deprecated in InfogainLoss: use loss_param.normalization")
+        self.ignore = int(lp.ignore_label) if lp.HasField("ignore_label") else None
+        self.mode = _loss_mode(lp, "VALID")
+        self.matrix = None
+        if len(bottom_shapes) == 3:
+            if math.prod(bottom_shapes[2]) != self.classes ** 2:
+                raise self.shape_error(f"H must hold {self.classes} x {self.classes} values, got "
+                                       f"{bottom_shapes[2]}")
+        else:
+            if not ip.source:
+                raise self.error("give H as a third bottom or in infogain_loss_param.source (a binaryproto)")
+            self.matrix = self._read_matrix(ip.source)
+        return [()] + ([tuple(scores)] if self.num_tops(1) > 1 else [])
+
+    def _read_matrix(self, source):
+        import numpy as np
+        import torch
+        from ..caffe.io import blob_to_array, read_binaryproto
+        array = np.asarray(blob_to_array(read_binaryproto(source)), dtype=np.float32)
+        if array.size != self.classes ** 2:
+            raise self.shape_error(f"{source}: H holds {array.size} values, not {self.classes} x {self.classes}")
+        return torch.from_numpy(array.reshape(self.classes, self.classes).copy())
+
+    def forward(self, scores, labels, matrix=None):
+        import torch
+        H = (matrix.detach() if matrix is not None else self.matrix.to(scores.device)).reshape(
+            self.classes, self.classes).to(scores.dtype)
+        log_prob = torch.log_softmax(scores.reshape(self.outer, self.classes, self.inner), dim=1)
+        prob = log_prob.exp()
+        label = labels.detach().reshape(self.outer, self.inner).long()
+        valid = torch.ones_like(label, dtype=torch.bool) if self.ignore is None else label != self.ignore
+        if bool(((label < 0) | (label >= self.classes))[valid].any()):
+            raise self.error(f"a label is outside 0..{self.classes - 1}")
+        weights = H[label.clamp(0, self.classes - 1)].permute(0, 2, 1)  # (outer, K, inner): row H[label]
+        clamped = _floor_keeping_gradient(log_prob, math.log(1e-20))
+        losses = -(weights * clamped).sum(dim=1) * valid
+        loss = losses.sum() / _normalizer(self.mode, self.outer, self.inner, int(valid.sum()))
+        if self.num_tops(1) > 1:
+            return loss, prob.detach().reshape(scores.shape)
+        return (loss,)

@@ -414,3 +414,62 @@ class Im2col(Layer):
     def forward(self, x):
         columns = F.unfold(x, self.kernel, dilation=self.dilation, padding=self.pad, stride=self.stride)
         return (columns.reshape(x.shape[0], -1, *self.out),)
+
+
+@register("SPP")
+class SPP(Layer):
+    """Spatial pyramid pooling (He et al.) as Caffe builds it: for level l = 0 .. pyramid_height - 1, a
+    Pooling layer (spp_param.pool, MAX or AVE) with n = 2^l bins per side, kernel = ceil(size / n), pad =
+    (kernel n - size + 1) / 2 (integer), stride = kernel; each level's output flattened (channel, bin row,
+    bin column) and the levels concatenated from 1x1 up: top (N, C (4^P - 1) / 3). With pyramid_height 1
+    the single level's top is kept as (N, C, 1, 1). A level whose pad would reach its kernel (an input
+    smaller than that level's bins) is an error, where Caffe aborts."""
+
+    def setup(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) != 4:
+            raise self.shape_error(f"needs a 4-axis (N, C, H, W) bottom, got {shape}")
+        sp = self.param.spp_param
+        self.pyramid_height = int(sp.pyramid_height)
+        if self.pyramid_height < 1:
+            raise self.error("spp_param.pyramid_height must be at least 1")
+        if sp.pool not in (PoolingParameter.MAX, PoolingParameter.AVE):
+            raise self.error("only MAX and AVE pooling are supported (not STOCHASTIC)")
+        self.pool = sp.pool
+        self._levels = {}
+        self.levels(shape[2], shape[3])
+        if self.pyramid_height == 1:
+            return [(shape[0], shape[1], 1, 1)]
+        return [(shape[0], shape[1] * sum(4 ** level for level in range(self.pyramid_height)))]
+
+    def levels(self, height, width):
+        """The Pooling layers of the pyramid for one input size (built once per size)."""
+        levels = self._levels.get((height, width))
+        if levels is None:
+            from ..caffe import schema
+            from ..caffe.text_format import parse_text
+            levels = []
+            for level in range(self.pyramid_height):
+                bins = 2 ** level
+                sizes = {}
+                for axis, size in (("h", height), ("w", width)):
+                    kernel = -(-size // bins)
+                    sizes[axis] = (kernel, (kernel * bins - size + 1) // 2)
+                (kernel_h, pad_h), (kernel_w, pad_w) = sizes["h"], sizes["w"]
+                if pad_h >= kernel_h or pad_w >= kernel_w:
+                    raise self.shape_error(f"a {height}x{width} input is too small for pyramid level {level} "
+                                           f"({bins}x{bins} bins: kernel {kernel_h}x{kernel_w}, pad {pad_h}x{pad_w}); "
+                                           f"lower pyramid_height")
+                param = parse_text(schema.LayerParameter, (
+                    f'name: "level{level}" type: "Pooling" pooling_param {{ pool: '
+                    f'{PoolingParameter.PoolMethod.by_number[self.pool]} kernel_h: {kernel_h} kernel_w: {kernel_w} '
+                    f'pad_h: {pad_h} pad_w: {pad_w} stride_h: {kernel_h} stride_w: {kernel_w} }}'))
+                levels.append(Pooling(param, [(1, 1, height, width)], self.phase))
+            levels = self._levels.setdefault((height, width), levels)
+        return levels
+
+    def forward(self, x):
+        levels = self.levels(int(x.shape[-2]), int(x.shape[-1]))
+        if self.pyramid_height == 1:
+            return levels[0](x)
+        return (torch.cat([level(x)[0].flatten(1) for level in levels], dim=1),)

@@ -395,6 +395,19 @@ class Net:
                 if parameter.grad is not None:
                     parameter.grad.zero_()
 
+    def set_input_arrays(self, data, labels):
+        """pycaffe's set_input_arrays: hands C-contiguous float32 arrays, data (M, C, H, W) and labels (M) or
+        (M, 1, 1, 1), to the first layer, which must be a MemoryData layer; M a multiple of its batch size.
+        The net reads them in place, batch_size rows per forward, from the start again after the last."""
+        first = self.net.layers[0] if len(self.net.layers) else None
+        if first is None or first.type_name != "MemoryData":
+            raise RuntimeError("set_input_arrays may only be called if the first layer is a MemoryData layer")
+        for name, array in (("data", data), ("labels", labels)):
+            if not (isinstance(array, np.ndarray) and array.flags.c_contiguous):
+                raise RuntimeError(f"set_input_arrays: {name} must be a C-contiguous numpy array "
+                                   f"(np.ascontiguousarray)")
+        first.reset(data, np.ascontiguousarray(labels[:, None, None, None]) if labels.ndim == 1 else labels)
+
     # Weights --------------------------------------------------------------------------------------
     def copy_from(self, weights):
         """Copies a caffemodel's blobs by layer name into the existing parameters (held arrays stay live)."""
