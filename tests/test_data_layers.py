@@ -405,3 +405,18 @@ def test_window_data_refuses_a_malformed_window_file(tmp_path):
             f'window_data_param {{ source: "{tmp_path / "windows.txt"}" batch_size: 2 }} }}')
     with pytest.raises(DatasetError, match="windows.txt: ends inside image block 0"):
         CaffeNet(parse_text(schema.NetParameter, text), "TRAIN")
+
+
+def test_hdf5_output_writes_its_bottoms_as_data_and_label(tmp_path):
+    text = (f'layer {{ name: "x" type: "Input" top: "x" input_param {{ shape {{ dim: 2 dim: 3 }} }} }}\n'
+            f'layer {{ name: "y" type: "Input" top: "y" input_param {{ shape {{ dim: 2 }} }} }}\n'
+            f'layer {{ name: "out" type: "HDF5Output" bottom: "x" bottom: "y" '
+            f'hdf5_output_param {{ file_name: "{tmp_path / "out.h5"}" }} }}')
+    net = CaffeNet(parse_text(schema.NetParameter, text), "TEST")
+    x, y = np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2], np.float32)
+    for scale in (1, 2):  # each forward rewrites the file with its batch
+        net({"x": x * scale, "y": y * scale})
+        with h5py.File(tmp_path / "out.h5", "r") as handle:
+            np.testing.assert_array_equal(handle["data"][()], x * scale)
+            np.testing.assert_array_equal(handle["label"][()], y * scale)
+    assert os.listdir(tmp_path) == ["out.h5"]

@@ -7,11 +7,13 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 import scipy.signal
 
 SCRIPT = r'''
 import sys
 import numpy as np
+import pytest
 import caffe
 from caffe.proto import caffe_pb2
 
@@ -139,3 +141,56 @@ def test_io_message_conversions_round_trip():
     back = caffe.io.blobprotovector_str_to_arraylist(caffe.io.arraylist_to_blobprotovector_str(arrays))
     assert [a.shape for a in back] == [(2, 3), (4,)]
     np.testing.assert_array_equal(back[1], [0, 1, 2, 3])
+
+
+def test_detector_runs_the_net_on_each_window_crop(tmp_path):
+    import skimage.io
+    import skimage.transform
+    import eigen_depth.pycaffe as caffe
+    (tmp_path / "det.prototxt").write_text(
+        'input: "data" input_shape { dim: 1 dim: 3 dim: 4 dim: 4 }\n'
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 2 } }\n')
+    rng = np.random.default_rng(5)
+    weight = rng.standard_normal((2, 48)).astype(np.float32) * 0.01
+    net = caffe.Net(str(tmp_path / "det.prototxt"), caffe.TEST)
+    net.params["fc"][0].data[...] = weight
+    net.save(str(tmp_path / "det.caffemodel"))
+    picture = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    skimage.io.imsave(str(tmp_path / "photo.png"), picture, check_contrast=False)
+    detector = caffe.Detector(str(tmp_path / "det.prototxt"), str(tmp_path / "det.caffemodel"), raw_scale=255.0,
+                              channel_swap=(2, 1, 0))
+    windows = [(1, 2, 9, 10), (0, 0, 12, 16)]  # (ymin, xmin, ymax, xmax)
+    found = detector.detect_windows([(str(tmp_path / "photo.png"), windows)])
+    assert [d["window"] for d in found] == windows
+    for detection, (y0, x0, y1, x1) in zip(found, windows):
+        crop = skimage.transform.resize(picture[y0:y1, x0:x1] / 255.0, (4, 4), order=1, mode="constant",
+                                        anti_aliasing=False)
+        x = crop.transpose(2, 0, 1)[::-1] * 255.0
+        np.testing.assert_allclose(detection["prediction"], weight.astype(np.float64) @ x.ravel(), rtol=1e-4,
+                                   atol=1e-5)
+    with pytest.raises(caffe.PycaffeUnsupported, match="selective_search"):
+        detector.detect_selective_search([str(tmp_path / "photo.png")])
+
+
+@pytest.mark.filterwarnings("ignore:.*deprecated")  # pydot's own parser, on pyparsing 3
+def test_draw_gives_a_node_per_layer_and_blob_and_edges_along_the_data():
+    import pydot  # optional for users (caffe.draw names it when missing); part of the test extras
+    import eigen_depth.pycaffe as caffe
+    from eigen_depth.pycaffe import draw
+    net = caffe.proto.caffe_pb2.NetParameter()
+    from google.protobuf import text_format
+    text_format.Merge('name: "tiny" '
+                      'layer { name: "data" type: "Input" top: "data" } '
+                      'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" } '
+                      'layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" } '
+                      'layer { name: "loss" type: "EuclideanLoss" bottom: "conv" bottom: "data" top: "loss" '
+                      '        include { phase: TRAIN } }', net)
+    graph = pydot.graph_from_dot_data(draw.get_pydot_graph(net, "LR").to_string())[0]
+    names = {node.get_name().strip('"') for node in graph.get_nodes()} - {"node", "graph", "edge"}
+    assert names == {"data_Input", "conv_Convolution", "relu_ReLU", "loss_EuclideanLoss", "data_blob", "conv_blob",
+                     "loss_blob"}
+    edges = {(e.get_source().strip('"'), e.get_destination().strip('"')) for e in graph.get_edges()}
+    assert ("data_blob", "conv_Convolution") in edges and ("conv_Convolution", "conv_blob") in edges
+    assert ("conv_blob", "relu_ReLU") in edges and ("relu_ReLU", "conv_blob") in edges
+    test_only = pydot.graph_from_dot_data(draw.get_pydot_graph(net, "LR", phase=caffe.TEST).to_string())[0]
+    assert "loss_EuclideanLoss" not in {node.get_name().strip('"') for node in test_only.get_nodes()}

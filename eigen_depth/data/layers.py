@@ -274,6 +274,34 @@ class MemoryDataLayer(Layer):
         return (torch.from_numpy(self.data[rows]).to(device), torch.from_numpy(self.labels[rows]).to(device))
 
 
+@register("HDF5Output")
+class HDF5OutputLayer(Layer):
+    """Caffe's HDF5Output layer: writes its two bottoms as the datasets `data` and `label` of
+    hdf5_output_param.file_name (float32, the bottoms' shapes). Caffe truncates the file when the layer is
+    built and aborts on a second forward (the datasets exist); here every forward rewrites the file with its
+    batch, under a temporary name renamed over it. No tops, no gradient."""
+    BOTTOMS = 2
+    TOPS = 0
+
+    def setup(self, bottom_shapes):
+        data, label = bottom_shapes
+        if not data or not label or data[0] != label[0]:
+            raise self.shape_error(f"data and label need the same first dimension, got {data} and {label}")
+        self.file_name = self.param.hdf5_output_param.file_name
+        if not self.file_name:
+            raise self.error("hdf5_output_param.file_name is empty: name the .h5 file to write")
+        return []
+
+    def forward(self, data, label):
+        import h5py
+
+        from ..atomic import atomic_write
+        with atomic_write(self.file_name) as handle, h5py.File(handle, "w") as h5:
+            h5.create_dataset("data", data=data.detach().cpu().numpy().astype("float32"))
+            h5.create_dataset("label", data=label.detach().cpu().numpy().astype("float32"))
+        return ()
+
+
 def _c_round(value):
     """C's round(): halves away from zero."""
     import math
@@ -447,4 +475,5 @@ def is_source_layer(layer):
     return getattr(layer, "READS_DATA", False)
 
 
-__all__ = ["DataLayer", "HDF5DataLayer", "ImageDataLayer", "MemoryDataLayer", "WindowDataLayer", "is_source_layer"]
+__all__ = ["DataLayer", "HDF5DataLayer", "HDF5OutputLayer", "ImageDataLayer", "MemoryDataLayer", "WindowDataLayer",
+           "is_source_layer"]

@@ -18,7 +18,7 @@ LAYER_TYPES = {}
 # and the renderer, which a deploy net never does; Python layers need pycaffe's Blob).
 DEFERRED_TYPES = {"Data": "eigen_depth.data.layers", "HDF5Data": "eigen_depth.data.layers",
                   "ImageData": "eigen_depth.data.layers", "MemoryData": "eigen_depth.data.layers",
-                  "WindowData": "eigen_depth.data.layers",
+                  "WindowData": "eigen_depth.data.layers", "HDF5Output": "eigen_depth.data.layers",
                   "Python": "eigen_depth.pycaffe.python_layer"}
 
 
