@@ -104,6 +104,28 @@ def ours_run(input_dir, out_dir, snaps_dir, batch_size, device):
     return {name: np.array([values[t] for t in TITLES]) for name, values in outcome.results.items()}
 
 
+def report_memory(images, snaps, folder, device):
+    """Peak resident memory of `eigen-depth test-depth` alone (a fresh process) against the snapshot's weights
+    file plus one batch of every blob of its deploy net (float32, the evaluator's default batch size)."""
+    import sys
+
+    import torch
+    from eigen_depth.devices import default_batch_size
+    from eigen_depth.net import CaffeNet
+    from memory import command_peak_rss_mb
+    name = next(f[:-len(".caffemodel")] for f in sorted(os.listdir(snaps)) if f.endswith(".caffemodel"))
+    batch = default_batch_size(torch.device("cpu" if device == "auto" else device))
+    net = CaffeNet(os.path.join(snaps, name + ".prototxt"))
+    weights_mb = os.path.getsize(os.path.join(snaps, name + ".caffemodel")) / 2 ** 20
+    activations_mb = sum(int(np.prod(shape[1:])) for shape in net.blob_shapes.values()) * 4 * batch / 2 ** 20
+    peak = command_peak_rss_mb([sys.executable, "-m", "eigen_depth", "test-depth", images, images,
+                                os.path.join(folder, "out_memory"), snaps, "--no-progress", "--device", device])
+    bound = weights_mb + activations_mb
+    print(f"peak memory of test-depth: {peak:.0f} MiB; weights file {weights_mb:.0f} MiB + every blob at batch {batch} "
+          f"{activations_mb:.0f} MiB = {bound:.0f} MiB; ratio {peak / bound:.2f} (goal <= 1.3: "
+          f"{'met' if peak / bound <= 1.3 else 'NOT met'}; the libraries alone take about 230 MiB)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=48)
@@ -154,6 +176,7 @@ def main():
         for title, a, b, r in zip(TITLES, expected, got, relative):
             print(f"  {title:<18} reference {a:.9g}  ours {b:.9g}  rel diff {r:.2e}")
     print(f"ten metrics: max relative difference {worst:.2e} (goal <= 1e-5: {'met' if worst <= 1e-5 else 'NOT met'})")
+    report_memory(images, snaps, folder, args.device)
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
 

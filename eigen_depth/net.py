@@ -295,6 +295,12 @@ class CaffeNet(nn.Module):
         last = names.index(end) if end is not None else len(names) - 1
         values = self._feed(feed, check_inputs=start is None)
         grad_enabled = torch.is_grad_enabled()
+        returned = self.output_names if end is None else self.layer_tops[last]
+        last_read = {}  # blob -> the last layer that reads it: dropped after that layer (peak memory)
+        if not keep_blobs:
+            for index in range(first, last + 1):
+                for bottom in self.layer_bottoms[index]:
+                    last_read[bottom] = index
         for index in range(first, last + 1):
             layer, bottoms, tops = self.layers[index], self.layer_bottoms[index], self.layer_tops[index]
             if layer.type_name == "Input" or (not bottoms and tops and all(t in feed for t in tops)):
@@ -309,10 +315,12 @@ class CaffeNet(nn.Module):
                 outputs = layer(*args)
             for top, output in zip(tops, outputs):
                 values[top] = output
+            for bottom in bottoms:
+                if last_read.get(bottom) == index and bottom not in tops and bottom not in returned:
+                    values.pop(bottom, None)
         if keep_blobs:
             return values
-        return OrderedDict((name, values[name]) for name in (self.output_names if end is None
-                                                              else self.layer_tops[last]))
+        return OrderedDict((name, values[name]) for name in returned)
 
     def loss_weight(self, blob):
         """The loss_weight of a top (0 for tops that are not losses); the last producer of the name wins."""

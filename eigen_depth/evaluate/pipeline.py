@@ -219,7 +219,9 @@ def run(options):
             ThreadPoolExecutor(1, thread_name_prefix="eigen-depth-post") as post:
         source = ImageSource(pairs, mode, pool, options.channel_order, options.gt_format,
                              encode=options.write_images or tool == "get_depth",
-                             cache_bytes=int(options.cache_mb) << 20, compression=options.png_compression)
+                             # one snapshot reads each image once: nothing to keep for the next
+                             cache_bytes=int(options.cache_mb) << 20 if len(snapshots) > 1 else 0,
+                             compression=options.png_compression)
         for snapshot in snapshots:
             print(snapshot.name, flush=True)
             try:
