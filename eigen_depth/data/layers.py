@@ -1,4 +1,5 @@
-"""The Data and HDF5Data layers (registered with eigen_depth.layers when this module is imported).
+"""Caffe's data layers (registered with eigen_depth.layers when this module is imported): Data and HDF5Data
+(below), ImageData, MemoryData, WindowData and HDF5Output (each described in its class).
 
 Data: reads `data_param.source` (an LMDB under the data root, or with settings.kind "pairs"/"synthetic" a
 pair folder or rendered scenes), batch_size records per forward, transformed as transform_param says;
