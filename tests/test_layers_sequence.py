@@ -303,3 +303,86 @@ def test_an_lstm_net_runs_in_pycaffe_with_the_reference_numbers(tmp_path):
     out = net.forward(x=x, cont=CONT)["h"]
     expected = lstm_reference(x.astype(np.float64), CONT, blobs, np.zeros((3, 2)), np.zeros((3, 2)))[0]
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------- BerHu
+def berhu_reference(prediction, truth):
+    """FCRN's reverse Huber loss and its gradient (c = max |r| / 5 held constant), over truth > 0, by hand."""
+    valid = truth > 0
+    r = (prediction - truth).astype(np.float64)
+    c = 0.2 * np.abs(r[valid]).max()
+    values = np.where(np.abs(r) <= c, np.abs(r), (r ** 2 + c ** 2) / (2 * c))
+    grad = np.where(np.abs(r) <= c, np.sign(r), r / c) * valid / valid.sum()
+    return values[valid].mean(), grad
+
+
+def test_berhu_loss_is_l1_near_zero_and_l2_beyond_a_fifth_of_the_largest_residual():
+    truth = np.abs(rand(2, 1, 4, 5, seed=21)) + 0.5
+    truth[0, 0, 1, 2] = truth[1, 0, 3, 4] = 0  # missing depth: left out
+    prediction = truth + rand(2, 1, 4, 5, seed=22)
+    layer = make('name: "b" type: "BerHuLoss"', [prediction.shape, truth.shape])
+    expected, grad = berhu_reference(prediction, truth)
+    assert run(layer, prediction, truth)[0] == pytest.approx(expected, rel=1e-5)
+    (got,) = grads(layer, [prediction, truth], [0])
+    np.testing.assert_allclose(got, grad, rtol=1e-5, atol=1e-7)
+    # by hand: residuals (1, -0.1, 2, 0) -> c = 0.4; B = (1 + 0.16) / 0.8 = 1.45, 0.1, (4 + 0.16) / 0.8 = 5.2, 0
+    small = make('name: "b" type: "BerHuLoss"', [(1, 1, 1, 4), (1, 1, 1, 4)])
+    value = run(small, np.array([2, 0.9, 3, 1], np.float32).reshape(1, 1, 1, 4), np.ones((1, 1, 1, 4), np.float32))[0]
+    assert value == pytest.approx((1.45 + 0.1 + 5.2 + 0) / 4, rel=1e-6)
+    assert run(small, np.ones((1, 1, 1, 4), np.float32), np.zeros((1, 1, 1, 4), np.float32))[0] == 0
+
+
+# ------------------------------------------------------------------------------------------ DenseDepthLoss
+def dense_depth_reference(prediction, truth):
+    """DenseDepth's loss without missing pixels: NumPy's L1 and forward differences (0 on the last row and
+    column) and scikit-image's Gaussian SSIM (11 x 11, sigma 1.5, biased covariance, border windows cropped)."""
+    from skimage.metrics import structural_similarity
+    p, t = prediction.astype(np.float64), truth.astype(np.float64)
+    depth = np.abs(p - t).mean()
+    dy = np.zeros_like(p)
+    dx = np.zeros_like(p)
+    dy[:, :, :-1] = np.diff(p, axis=2) - np.diff(t, axis=2)
+    dx[:, :, :, :-1] = np.diff(p, axis=3) - np.diff(t, axis=3)
+    edges = (np.abs(dy) + np.abs(dx)).mean()
+    ssim = [structural_similarity(t[i, 0], p[i, 0], data_range=100.0, gaussian_weights=True, sigma=1.5,
+                                  use_sample_covariance=False) for i in range(p.shape[0])]
+    return 0.1 * depth + edges + np.mean(np.clip((1 - np.array(ssim)) / 2, 0, 1))
+
+
+def test_dense_depth_loss_is_the_papers_weighted_l1_gradient_and_ssim_terms():
+    rng = np.random.default_rng(23)
+    truth = (10 / rng.uniform(0.5, 8, (2, 1, 16, 19))).astype(np.float32)  # the paper's 10 m / depth
+    prediction = (truth * rng.uniform(0.7, 1.3, truth.shape)).astype(np.float32)
+    layer = make('name: "d" type: "DenseDepthLoss"', [truth.shape, truth.shape])
+    assert run(layer, prediction, truth)[0] == pytest.approx(dense_depth_reference(prediction, truth), rel=1e-5)
+    layer = layer.double()
+    fixed_truth = torch.tensor(truth, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda p: layer(p, fixed_truth)[0],
+                                    (torch.tensor(prediction, dtype=torch.float64, requires_grad=True),),
+                                    eps=1e-6, atol=1e-5)
+
+
+def test_dense_depth_loss_leaves_out_pixels_without_depth():
+    rng = np.random.default_rng(24)
+    truth = (10 / rng.uniform(0.5, 8, (1, 1, 14, 12))).astype(np.float32)
+    prediction = (truth * rng.uniform(0.8, 1.2, truth.shape)).astype(np.float32)
+    holed = truth.copy()
+    holed[0, 0, 13, 11] = 0  # the bottom-right corner: in no SSIM window that starts at the top-left
+    layer = make('name: "d" type: "DenseDepthLoss"', [truth.shape, truth.shape])
+    p, t = prediction.astype(np.float64)[0, 0], truth.astype(np.float64)[0, 0]
+    valid = np.ones_like(t, bool)
+    valid[13, 11] = False
+    depth = np.abs(p - t)[valid].mean()
+    dy = np.abs(np.diff(p, axis=0) - np.diff(t, axis=0)) * (valid[1:] & valid[:-1])
+    dx = np.abs(np.diff(p, axis=1) - np.diff(t, axis=1)) * (valid[:, 1:] & valid[:, :-1])
+    edges = (dy.sum() + dx.sum()) / valid.sum()
+    from skimage.metrics import structural_similarity
+    _, ssim_map = structural_similarity(t, p, data_range=100.0, gaussian_weights=True, sigma=1.5,
+                                        use_sample_covariance=False, full=True)
+    inner = ssim_map[5:-5, 5:-5]  # windows that fit: centres 5 .. size - 6
+    kept = np.ones_like(inner, bool)
+    kept[-1, -1] = False          # the one window that holds the missing pixel
+    ssim_term = np.clip((1 - inner[kept].mean()) / 2, 0, 1)
+    expected = 0.1 * depth + edges + ssim_term
+    assert run(layer, prediction, holed)[0] == pytest.approx(expected, rel=1e-5)
+    assert run(layer, prediction, np.zeros_like(truth))[0] == 0

@@ -338,3 +338,110 @@ class InfogainLoss(Layer):
         if self.num_tops(1) > 1:
             return loss, prob.detach().reshape(scores.shape)
         return (loss,)
+
+
+@register("BerHuLoss")
+class BerHuLoss(Layer):
+    """The reverse Huber loss of FCRN (Laina et al. 2016, eq. 2; not a BVLC type): over the pixels whose
+    ground truth (the second bottom) is positive, r = prediction - truth and B(r) = |r| where |r| <= c, else
+    (r^2 + c^2) / (2c), with c = 1/5 of the largest |r| over the batch's valid pixels, as the paper states; the
+    loss is the mean of B over those pixels (0 when there are none). Pixels without a depth (truth <= 0, as in
+    the Kinect's holes) are left out. c is a constant of each forward, so the gradient is sign(r) where |r| <= c
+    and r / c beyond, divided by the number of valid pixels; the truth gets none."""
+    BOTTOMS = 2
+    IS_LOSS = True
+    C_FRACTION = 0.2
+
+    def setup(self, bottom_shapes):
+        prediction, truth = bottom_shapes
+        if tuple(prediction) != tuple(truth):
+            raise self.shape_error(f"the prediction {prediction} and the ground truth {truth} must have one shape")
+        return [()]
+
+    def forward(self, prediction, truth):
+        import torch
+        truth = truth.detach()
+        valid = truth > 0
+        residual = (prediction - truth)[valid]
+        if residual.numel() == 0:
+            return (prediction.sum() * 0,)
+        c = self.C_FRACTION * residual.detach().abs().max()
+        if float(c) == 0:
+            return (residual.abs().mean(),)
+        absolute = residual.abs()
+        values = torch.where(absolute <= c, absolute, (residual * residual + c * c) / (2 * c))
+        return (values.mean(),)
+
+
+@register("DenseDepthLoss")
+class DenseDepthLoss(Layer):
+    """DenseDepth's loss (Alhashim and Wonka 2018, eq. 1-4, and their released Keras code; not a BVLC type), on
+    a prediction and a ground truth (N, 1, H, W, H and W at least 11) in the paper's normalised depth
+    y = 10 m / depth (so 1..100 for 0.1..10 m; a Power layer with power -1 and scale 0.1 per metre makes it):
+
+        L = 0.1 * L_depth + L_grad + L_SSIM
+
+    L_depth: the mean |prediction - truth|. L_grad: the mean of |d_y prediction - d_y truth| + |d_x prediction
+    - d_x truth| over all pixels, with forward differences (0 on the last row and column, as TensorFlow's
+    image_gradients). L_SSIM: per image clip((1 - SSIM) / 2, 0, 1), averaged over the batch, SSIM being the mean
+    of the SSIM map over the positions where an 11 x 11 Gaussian window (sigma 1.5) fits (TensorFlow's ssim:
+    k1 0.01, k2 0.03, dynamic range 100, the biased covariance). Pixels without a depth (a truth that is not
+    finite and positive) are left out: the depth term averages over the others; a difference counts where both
+    of its pixels have a depth and the gradient term is divided by the number of pixels with one; the SSIM map
+    keeps the windows whose every pixel has one (an image without any such window is left out of that term).
+    The truth gets no gradient."""
+    BOTTOMS = 2
+    IS_LOSS = True
+    THETA, DYNAMIC_RANGE, WINDOW, SIGMA, K1, K2 = 0.1, 100.0, 11, 1.5, 0.01, 0.03
+
+    def setup(self, bottom_shapes):
+        prediction, truth = bottom_shapes
+        if tuple(prediction) != tuple(truth) or len(prediction) != 4 or prediction[1] != 1:
+            raise self.shape_error(f"needs a prediction and a ground truth of one shape (N, 1, H, W), got {prediction} "
+                                   f"and {truth}")
+        if min(prediction[2:]) < self.WINDOW:
+            raise self.shape_error(f"SSIM's {self.WINDOW} x {self.WINDOW} window needs H and W of at least "
+                                   f"{self.WINDOW}, got {prediction}")
+        return [()]
+
+    def _window(self, like):
+        import torch
+        offsets = torch.arange(self.WINDOW, dtype=like.dtype, device=like.device) - (self.WINDOW - 1) / 2
+        line = torch.exp(-offsets ** 2 / (2 * self.SIGMA ** 2))
+        kernel = line[:, None] * line[None, :]
+        return (kernel / kernel.sum())[None, None]
+
+    def _ssim_term(self, p, t, valid):
+        import torch
+        import torch.nn.functional as F
+        window = self._window(p)
+        mean_p, mean_t = F.conv2d(p, window), F.conv2d(t, window)
+        var_p = F.conv2d(p * p, window) - mean_p ** 2
+        var_t = F.conv2d(t * t, window) - mean_t ** 2
+        cov = F.conv2d(p * t, window) - mean_p * mean_t
+        c1, c2 = (self.K1 * self.DYNAMIC_RANGE) ** 2, (self.K2 * self.DYNAMIC_RANGE) ** 2
+        ssim_map = ((2 * mean_p * mean_t + c1) / (mean_p ** 2 + mean_t ** 2 + c1)
+                    * (2 * cov + c2) / (var_p + var_t + c2))
+        ones = torch.ones((1, 1, self.WINDOW, self.WINDOW), dtype=p.dtype, device=p.device)
+        full = F.conv2d(valid.to(p.dtype), ones) > self.WINDOW ** 2 - 0.5  # windows whose every pixel has a depth
+        counts = full.flatten(1).sum(1)
+        kept = counts > 0
+        if not bool(kept.any()):
+            return p.sum() * 0
+        per_image = (ssim_map * full).flatten(1).sum(1)[kept] / counts[kept]
+        return torch.clamp((1 - per_image) / 2, 0, 1).mean()
+
+    def forward(self, prediction, truth):
+        import torch
+        truth = truth.detach()
+        valid = torch.isfinite(truth) & (truth > 0)
+        count = int(valid.sum())
+        if count == 0:
+            return (prediction.sum() * 0,)
+        t = torch.where(valid, truth, torch.zeros_like(truth))
+        p = prediction
+        depth_term = ((p - t).abs() * valid).sum() / count
+        dy = ((p[:, :, 1:] - p[:, :, :-1]) - (t[:, :, 1:] - t[:, :, :-1])).abs() * (valid[:, :, 1:] & valid[:, :, :-1])
+        dx = ((p[..., 1:] - p[..., :-1]) - (t[..., 1:] - t[..., :-1])).abs() * (valid[..., 1:] & valid[..., :-1])
+        gradient_term = (dy.sum() + dx.sum()) / count
+        return (self.THETA * depth_term + gradient_term + self._ssim_term(p, t, valid),)
