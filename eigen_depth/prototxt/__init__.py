@@ -9,6 +9,7 @@ import os
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 FAMILIES = ("global_context", "gradient", "joint", "refining")
+SUCCESSORS = ("fcrn",)  # the thesis's successors (docs/successors.md): net_train, net_deploy and solver in one folder
 
 
 def listing():
@@ -25,4 +26,9 @@ def listing():
                 for net in ("net_train.prototxt", "net_deploy.prototxt"):
                     if os.path.isfile(os.path.join(path, net)):
                         lines.append(f"  {name:<8} {os.path.join(path, net)}")
+    for family in SUCCESSORS:
+        lines.append(f"{family}:")
+        for name in sorted(os.listdir(os.path.join(ROOT, family))):
+            if name.endswith(".prototxt"):
+                lines.append(f"  {name[:-len('.prototxt')]:<12} {os.path.join(ROOT, family, name)}")
     return "\n".join(lines)
