@@ -44,6 +44,24 @@ class _SourceLayer(Layer):
     def _init_output(self):
         self.register_buffer("_probe", torch.zeros(0), persistent=False)  # follows net.to(device)
 
+    def _start(self, param, field, hint):
+        """The set-up every source layer starts with: its output buffer, the data settings, and a `source` and a
+        `batch_size` that are given. Returns the settings."""
+        self._init_output()
+        settings = self.settings = current()
+        if not param.source:
+            raise self.error(f"{field}.source is empty: {hint}")
+        if param.batch_size < 1:
+            raise self.error(f"{field}.batch_size must be at least 1")
+        return settings
+
+    @staticmethod
+    def _rand_skip(param, settings):
+        """Records skipped at the start: a seeded draw in [0, rand_skip), the same for every layer."""
+        if not param.rand_skip:
+            return 0
+        return int(np.random.default_rng([settings.seed, 0x5C1B]).integers(param.rand_skip))
+
     @property
     def position(self):
         """Records consumed so far by all processes."""
@@ -84,13 +102,8 @@ class DataLayer(_SourceLayer):
     TOPS = (1, 2)
 
     def setup(self, bottom_shapes):
-        self._init_output()
         param = self.param.data_param
-        settings = self.settings = current()
-        if not param.source:
-            raise self.error("data_param.source is empty: name the LMDB (relative to the data root)")
-        if param.batch_size < 1:
-            raise self.error("data_param.batch_size must be at least 1")
+        settings = self._start(param, "data_param", "name the LMDB (relative to the data root)")
         if settings.kind == "lmdb" and param.HasField("backend") and param.backend != DB.by_name["LMDB"]:
             raise self.error("backend LEVELDB is not supported: write an LMDB with tools/make_lmdb.py or "
                              "tools/convert_imageset.py", DatasetError)
@@ -100,11 +113,8 @@ class DataLayer(_SourceLayer):
         transformer = CaffeTransformer(transform, self.phase, records.shape, settings.seed, data_param=param,
                                        root=settings.resolved_root(), where=where)
         rank, world_size = settings.shard()
-        skip = 0
-        if param.rand_skip:
-            skip = int(np.random.default_rng([settings.seed, 0x5C1B]).integers(param.rand_skip))
         shuffle = settings.shuffle and self.phase == TRAIN  # TEST nets read in key order, as Caffe's
-        order = RecordOrder(records.count, settings.seed, shuffle, rank, world_size, skip)
+        order = RecordOrder(records.count, settings.seed, shuffle, rank, world_size, self._rand_skip(param, settings))
         with_label = self.num_tops(1) > 1
         self.loader = BatchLoader([RecordStream(records, transformer, with_label)], order, param.batch_size,
                                   settings.workers, settings.prefetch or param.prefetch)
@@ -135,13 +145,8 @@ class HDF5DataLayer(_SourceLayer):
     TOPS = (1, None)
 
     def setup(self, bottom_shapes):
-        self._init_output()
         param = self.param.hdf5_data_param
-        settings = self.settings = current()
-        if not param.source:
-            raise self.error("hdf5_data_param.source is empty: name a text file listing .h5 files")
-        if param.batch_size < 1:
-            raise self.error("hdf5_data_param.batch_size must be at least 1")
+        settings = self._start(param, "hdf5_data_param", "name a text file listing .h5 files")
         if not len(self.param.top):
             raise self.error("name at least one top: each top reads the dataset of the same name")
         source = param.source
@@ -200,13 +205,8 @@ class ImageDataLayer(_SourceLayer):
     TOPS = 2
 
     def setup(self, bottom_shapes):
-        self._init_output()
         param = self.param.image_data_param
-        settings = self.settings = current()
-        if not param.source:
-            raise self.error("image_data_param.source is empty: name a list file of '<image> <label>' lines")
-        if param.batch_size < 1:
-            raise self.error("image_data_param.batch_size must be at least 1")
+        settings = self._start(param, "image_data_param", "name a list file of '<image> <label>' lines")
         if (param.new_height > 0) != (param.new_width > 0):
             raise self.error("give both new_height and new_width, or neither")
         source = param.source
@@ -220,10 +220,8 @@ class ImageDataLayer(_SourceLayer):
         transformer = CaffeTransformer(self.param.transform_param, self.phase, records.shape, settings.seed,
                                        root=settings.resolved_root(), where=where)
         rank, world_size = settings.shard()
-        skip = 0
-        if param.rand_skip:
-            skip = int(np.random.default_rng([settings.seed, 0x5C1B]).integers(param.rand_skip))
-        order = RecordOrder(records.count, settings.seed, param.shuffle, rank, world_size, skip)
+        order = RecordOrder(records.count, settings.seed, param.shuffle, rank, world_size,
+                            self._rand_skip(param, settings))
         self.loader = BatchLoader([RecordStream(records, transformer, with_label=True)], order, param.batch_size,
                                   settings.workers, settings.prefetch or 4)
         return self.loader.shapes
