@@ -1,4 +1,5 @@
-"""Forward speed of the thesis's refining deploy net (docs/specification.md section 3.4) on random weights: eigen_depth
+"""Forward speed of a deploy net (default: the thesis's refining net, docs/specification.md section 3.4; --model
+any other, at its own input size) on random weights: eigen_depth
 against OpenCV's Caffe runtime (cv2.dnn) and, when it is installed, onnxruntime on our ONNX export,
 side by side in one run, at batch 1 and batch 16.
 
@@ -61,7 +62,8 @@ def main():
           f"threads, device {args.device}; OpenCV {cv2.__version__}")
     print(f"{'batch':>5}  {'eigen_depth s/img':>18}  {'cv2.dnn s/img':>14}  {'ratio':>6}  {'onnxruntime s/img':>18}")
     for batch in [int(b) for b in args.batches.split(",")]:
-        x = np.random.default_rng(batch).uniform(-127, 128, (batch, 3, 218, 298)).astype(np.float32)
+        x = np.random.default_rng(batch).uniform(-127, 128, (batch,) + tuple(net.blob_shapes[input_name][1:]))
+        x = x.astype(np.float32)
         x_device = torch.from_numpy(x).to(args.device)
 
         def ours():

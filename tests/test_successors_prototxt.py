@@ -55,15 +55,8 @@ def test_fcrn_unpooling_puts_each_value_at_the_top_left_of_its_block():
 
 def test_fcrn_deploy_matches_opencv(tmp_path):
     prototxt = os.path.join(FCRN, "net_deploy.prototxt")
-    net = random_weights(CaffeNet(prototxt), seed=5)
+    net = random_weights(CaffeNet(prototxt), seed=5)  # BatchNorm with positive variances
     rng = np.random.default_rng(6)
-    with torch.no_grad():
-        for layer in net.layers:
-            if layer.type_name == "BatchNorm":  # statistics a trained net could have: a positive variance
-                channels = layer.blobs[0].shape[0]
-                layer.blobs[0].copy_(torch.from_numpy(rng.normal(0, 0.1, channels).astype(np.float32)))
-                layer.blobs[1].copy_(torch.from_numpy(rng.uniform(0.5, 1.5, channels).astype(np.float32)))
-                layer.blobs[2].fill_(1.0)
     weights = str(tmp_path / "fcrn.caffemodel")
     net.save(weights)
     x = rng.uniform(-127, 128, (1, 3, 228, 304)).astype(np.float32)
