@@ -135,6 +135,7 @@ class CaffeNet(nn.Module):
         shapes = OrderedDict()
         consumed = set()
         self.layer_bottoms, self.layer_tops = [], []
+        self._last_reader_cache = {}  # forward's {(first, last): {blob: last reader}}
         for param in self.layer_params:
             name = param.name
             bottoms = list(param.bottom)
@@ -296,11 +297,8 @@ class CaffeNet(nn.Module):
         values = self._feed(feed, check_inputs=start is None)
         grad_enabled = torch.is_grad_enabled()
         returned = self.output_names if end is None else self.layer_tops[last]
-        last_read = {}  # blob -> the last layer that reads it: dropped after that layer (peak memory)
-        if not keep_blobs:
-            for index in range(first, last + 1):
-                for bottom in self.layer_bottoms[index]:
-                    last_read[bottom] = index
+        # blob -> the last layer that reads it: dropped after that layer (peak memory)
+        last_read = {} if keep_blobs else self._last_readers(first, last)
         for index in range(first, last + 1):
             layer, bottoms, tops = self.layers[index], self.layer_bottoms[index], self.layer_tops[index]
             if layer.type_name == "Input" or (not bottoms and tops and all(t in feed for t in tops)):
@@ -321,6 +319,17 @@ class CaffeNet(nn.Module):
         if keep_blobs:
             return values
         return OrderedDict((name, values[name]) for name in returned)
+
+    def _last_readers(self, first, last):
+        """{blob: index of the last layer in [first, last] that reads it}, computed once per range."""
+        cache = self._last_reader_cache
+        if (first, last) not in cache:
+            readers = {}
+            for index in range(first, last + 1):
+                for bottom in self.layer_bottoms[index]:
+                    readers[bottom] = index
+            cache[(first, last)] = readers
+        return cache[(first, last)]
 
     def loss_weight(self, blob):
         """The loss_weight of a top (0 for tops that are not losses); the last producer of the name wins."""

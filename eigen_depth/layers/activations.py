@@ -4,16 +4,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Layer, register
+from .base import NeuronLayer, register
 
 
 @register("ReLU")
-class ReLU(Layer):
+class ReLU(NeuronLayer):
     """y = max(x, 0) + negative_slope * min(x, 0)."""
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         self.negative_slope = float(self.param.relu_param.negative_slope)
-        return bottom_shapes
 
     def forward(self, x):
         if self.negative_slope == 0:
@@ -22,7 +21,7 @@ class ReLU(Layer):
 
 
 @register("Dropout")
-class Dropout(Layer):
+class Dropout(NeuronLayer):
     """TRAIN: zeroes each value with probability dropout_ratio and scales survivors by 1/(1 - ratio);
     TEST: identity. Draws from `generator` when the net gives it one (a Solver does), else from torch's
     global generator."""
@@ -30,11 +29,10 @@ class Dropout(Layer):
     DRAWS_RANDOM = True
     generator = None
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         self.ratio = float(self.param.dropout_param.dropout_ratio)
         if not 0.0 <= self.ratio < 1.0:
             raise self.error(f"dropout_ratio must be in [0, 1), got {self.ratio}")
-        return bottom_shapes
 
     def forward(self, x):
         if self.phase != self.TRAIN or self.ratio == 0.0:
@@ -46,13 +44,12 @@ class Dropout(Layer):
 
 
 @register("Power")
-class Power(Layer):
+class Power(NeuronLayer):
     """y = (shift + scale * x) ^ power; a constant when power * scale is 0, as in Caffe."""
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         pp = self.param.power_param
         self.power, self.scale, self.shift = float(pp.power), float(pp.scale), float(pp.shift)
-        return bottom_shapes
 
     def forward(self, x):
         if self.power * self.scale == 0:
@@ -80,17 +77,16 @@ def _log_base(layer, base):
 
 
 @register("Log")
-class Log(Layer):
+class Log(NeuronLayer):
     """y = ln(shift + scale * x) / ln(base); natural log for base -1 (the default)."""
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         lp = self.param.log_param
         log_base = _log_base(self, float(lp.base))
         if log_base == 0:
             raise self.error(f"1/log(base) is infinite for base {lp.base}")
         self.base_scale = float(np.float32(1) / np.float32(log_base))
         self.scale, self.shift = float(lp.scale), float(lp.shift)
-        return bottom_shapes
 
     def forward(self, x):
         y = x * self.scale if self.scale != 1 else x
@@ -101,10 +97,10 @@ class Log(Layer):
 
 
 @register("Exp")
-class Exp(Layer):
+class Exp(NeuronLayer):
     """y = base ^ (shift + scale * x), computed as Caffe does: base^shift * exp(ln(base) * scale * x)."""
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         ep = self.param.exp_param
         base, scale, shift = float(ep.base), float(ep.scale), float(ep.shift)
         log_base = _log_base(self, base)
@@ -115,7 +111,6 @@ class Exp(Layer):
             self.outer_scale = float(np.exp(np.float32(shift)))
         else:
             self.outer_scale = float(np.power(np.float32(base), np.float32(shift)))
-        return bottom_shapes
 
     def forward(self, x):
         y = torch.exp(x * self.inner_scale if self.inner_scale != 1 else x)
@@ -123,40 +118,31 @@ class Exp(Layer):
 
 
 @register("AbsVal")
-class AbsVal(Layer):
+class AbsVal(NeuronLayer):
     """y = |x| (gradient sign(x), 0 at 0)."""
-
-    def setup(self, bottom_shapes):
-        return bottom_shapes
 
     def forward(self, x):
         return (torch.abs(x),)
 
 
 @register("Sigmoid")
-class Sigmoid(Layer):
+class Sigmoid(NeuronLayer):
     """y = 1 / (1 + exp(-x))."""
-
-    def setup(self, bottom_shapes):
-        return bottom_shapes
 
     def forward(self, x):
         return (torch.sigmoid(x),)
 
 
 @register("TanH")
-class TanH(Layer):
+class TanH(NeuronLayer):
     """y = tanh(x)."""
-
-    def setup(self, bottom_shapes):
-        return bottom_shapes
 
     def forward(self, x):
         return (torch.tanh(x),)
 
 
 @register("Softmax")
-class Softmax(Layer):
+class Softmax(NeuronLayer):
     """y = exp(x) / sum exp(x) along softmax_param.axis (default 1)."""
 
     def setup(self, bottom_shapes):
@@ -168,71 +154,64 @@ class Softmax(Layer):
 
 
 @register("ELU")
-class ELU(Layer):
+class ELU(NeuronLayer):
     """y = x for x > 0, alpha (exp(x) - 1) otherwise (elu_param.alpha, default 1)."""
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         self.alpha = float(self.param.elu_param.alpha)
-        return bottom_shapes
 
     def forward(self, x):
         return (torch.where(x > 0, x, self.alpha * torch.expm1(torch.clamp(x, max=0))),)
 
 
 @register("BNLL")
-class BNLL(Layer):
+class BNLL(NeuronLayer):
     """y = log(1 + exp(x)), computed as x + log(1 + exp(-x)) for x > 0 as Caffe does."""
-
-    def setup(self, bottom_shapes):
-        return bottom_shapes
 
     def forward(self, x):
         return (F.softplus(x),)
 
 
 @register("Threshold")
-class Threshold(Layer):
+class Threshold(NeuronLayer):
     """y = 1 where x > threshold_param.threshold (default 0), else 0; no gradient (Caffe has none)."""
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         self.threshold = float(self.param.threshold_param.threshold)
-        return bottom_shapes
 
     def forward(self, x):
         return ((x.detach() > self.threshold).to(x.dtype),)
 
 
 @register("Swish")
-class Swish(Layer):
+class Swish(NeuronLayer):
     """y = x sigmoid(beta x) (swish_param.beta, default 1)."""
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         self.beta = float(self.param.swish_param.beta)
-        return bottom_shapes
 
     def forward(self, x):
         return (x * torch.sigmoid(self.beta * x),)
 
 
 @register("Clip")
-class Clip(Layer):
+class Clip(NeuronLayer):
     """y = min(max(x, clip_param.min), clip_param.max); both bounds are required."""
 
-    def setup(self, bottom_shapes):
+    def configure(self):
         cp = self.param.clip_param
         if not (cp.HasField("min") and cp.HasField("max")):
             raise self.error("clip_param needs both min and max")
         self.low, self.high = float(cp.min), float(cp.max)
         if self.low > self.high:
             raise self.error(f"clip_param min ({self.low}) is above max ({self.high})")
-        return bottom_shapes
 
     def forward(self, x):
         return (torch.clamp(x, self.low, self.high),)
 
 
 @register("PReLU")
-class PReLU(Layer):
+class PReLU(NeuronLayer):
     """y = max(0, x) + a min(0, x), with a learned slope a per channel (axis 1), or one for all with
     prelu_param.channel_shared; slopes start from prelu_param.filler (default constant 0.25)."""
 

@@ -157,3 +157,15 @@ class Layer(nn.Module):
 
     def extra_repr(self):
         return f"name={self.name!r}"
+
+
+class NeuronLayer(Layer):
+    """Caffe's NeuronLayer: one bottom and one top of the bottom's shape (the element-wise layers). Subclasses
+    read and check their parameters in configure() and need no setup of their own."""
+
+    def setup(self, bottom_shapes):
+        self.configure()
+        return bottom_shapes
+
+    def configure(self):
+        """Reads and checks the layer's parameters (default: it has none)."""

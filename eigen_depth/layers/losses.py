@@ -1,6 +1,8 @@
-"""Loss layers (EuclideanLoss, SoftmaxWithLoss) and Accuracy. The net multiplies a loss top by its loss_weight
-(default 1)."""
+"""Loss layers (EuclideanLoss, SoftmaxWithLoss, the other losses of BVLC's registry, and the successors'
+BerHuLoss and DenseDepthLoss) and Accuracy. The net multiplies a loss top by its loss_weight (default 1)."""
 import math
+
+import torch
 
 from ..caffe.schema import NormalizationMode
 from .base import Layer, register
@@ -45,7 +47,6 @@ def _loss_mode(lp, default):
 
 def _floor_keeping_gradient(x, floor):
     """max(x, floor) in value, with x's own gradient everywhere (Caffe's analytic gradients ignore the floor)."""
-    import torch
     return x + (torch.clamp(x, min=floor) - x).detach()
 
 
@@ -72,7 +73,6 @@ class SoftmaxWithLoss(Layer):
         return [()] + ([tuple(scores)] if len(self.param.top) > 1 else [])
 
     def forward(self, scores, labels):
-        import torch
         channels = scores.shape[self.axis]
         log_prob = torch.log_softmax(scores.reshape(self.outer, channels, self.inner), dim=1)
         prob = log_prob.exp()
@@ -115,7 +115,6 @@ class Accuracy(Layer):
         return [()] + ([(self.classes,)] if len(self.param.top) > 1 else [])
 
     def forward(self, scores, labels):
-        import torch
         scores = scores.detach().reshape(self.outer, self.classes, self.inner)
         label = labels.detach().reshape(self.outer, self.inner).long()
         valid = torch.ones_like(label, dtype=torch.bool) if self.ignore is None else label != self.ignore
@@ -153,7 +152,6 @@ class SigmoidCrossEntropyLoss(Layer):
         return [()]
 
     def forward(self, x, target):
-        import torch
         t = target.detach().reshape(x.shape)
         valid = torch.ones_like(t, dtype=torch.bool) if self.ignore is None else t != self.ignore
         positive = (x >= 0).to(x.dtype)
@@ -188,7 +186,6 @@ class MultinomialLogisticLoss(_LabelPerSample):
     -1 / max(p, 1e-20) where p is below the threshold."""
 
     def forward(self, p, labels):
-        import torch
         flat, label = self._rows_and_labels(p, labels)
         picked = flat[torch.arange(self.num), label]
         return (-torch.log(_floor_keeping_gradient(picked, 1e-20)).sum() / self.num,)
@@ -205,7 +202,6 @@ class HingeLoss(_LabelPerSample):
         return super().setup(bottom_shapes)
 
     def forward(self, x, labels):
-        import torch
         flat, label = self._rows_and_labels(x, labels)
         sign = torch.ones_like(flat)
         sign[torch.arange(self.num), label] = -1.0
@@ -214,38 +210,33 @@ class HingeLoss(_LabelPerSample):
         return (total / self.num,)
 
 
-def _contrastive(a, b, similar, margin, legacy):
-    """ContrastiveLoss's value with Caffe's analytic gradients (see the layer)."""
-    import torch
+class _Contrastive(torch.autograd.Function):
+    """ContrastiveLoss's value with Caffe's analytic gradients (see the layer); a and b are (N, C)."""
 
-    class Contrastive(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, a, b):
-            diff = a - b
-            dist_sq = (diff * diff).sum(dim=1)
-            if legacy:
-                dissimilar = torch.clamp(margin - dist_sq, min=0)
-            else:
-                dissimilar = torch.clamp(margin - dist_sq.sqrt(), min=0) ** 2
-            terms = torch.where(similar, dist_sq, dissimilar)
-            ctx.save_for_backward(diff, dist_sq)
-            return terms.sum() / a.shape[0] / 2
+    @staticmethod
+    def forward(ctx, a, b, similar, margin, legacy):
+        diff = a - b
+        dist_sq = (diff * diff).sum(dim=1)
+        if legacy:
+            dissimilar = torch.clamp(margin - dist_sq, min=0)
+        else:
+            dissimilar = torch.clamp(margin - dist_sq.sqrt(), min=0) ** 2
+        ctx.save_for_backward(diff, dist_sq, similar)
+        ctx.margin, ctx.legacy = margin, legacy
+        return torch.where(similar, dist_sq, dissimilar).sum() / a.shape[0] / 2
 
-        @staticmethod
-        def backward(ctx, top_diff):
-            diff, dist_sq = ctx.saved_tensors
-            alpha = top_diff / diff.shape[0]
-            if legacy:
-                factor = torch.where(margin - dist_sq > 0, -1.0, 0.0).to(diff.dtype)
-            else:
-                dist = dist_sq.sqrt()
-                mdist = margin - dist
-                factor = torch.where(mdist > 0, -mdist / (dist + 1e-4), torch.zeros_like(dist))
-            factor = torch.where(similar, torch.ones_like(factor), factor)
-            grad = alpha * factor[:, None] * diff
-            return grad, -grad
-
-    return Contrastive.apply(a, b)
+    @staticmethod
+    def backward(ctx, top_diff):
+        diff, dist_sq, similar = ctx.saved_tensors
+        if ctx.legacy:
+            factor = torch.where(ctx.margin - dist_sq > 0, -1.0, 0.0).to(diff.dtype)
+        else:
+            dist = dist_sq.sqrt()
+            mdist = ctx.margin - dist
+            factor = torch.where(mdist > 0, -mdist / (dist + 1e-4), torch.zeros_like(dist))
+        factor = torch.where(similar, torch.ones_like(factor), factor)
+        grad = top_diff / diff.shape[0] * factor[:, None] * diff
+        return grad, -grad, None, None, None
 
 
 @register("ContrastiveLoss")
@@ -271,8 +262,8 @@ class ContrastiveLoss(Layer):
 
     def forward(self, a, b, y):
         similar = y.detach().reshape(-1).trunc() != 0
-        return (_contrastive(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), similar, self.margin,
-                             self.legacy),)
+        return (_Contrastive.apply(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), similar, self.margin,
+                                   self.legacy),)
 
 
 @register("InfogainLoss")
@@ -314,7 +305,6 @@ class InfogainLoss(Layer):
 
     def _read_matrix(self, source):
         import numpy as np
-        import torch
         from ..caffe.io import blob_to_array, read_binaryproto
         array = np.asarray(blob_to_array(read_binaryproto(source)), dtype=np.float32)
         if array.size != self.classes ** 2:
@@ -322,7 +312,6 @@ class InfogainLoss(Layer):
         return torch.from_numpy(array.reshape(self.classes, self.classes).copy())
 
     def forward(self, scores, labels, matrix=None):
-        import torch
         H = (matrix.detach() if matrix is not None else self.matrix.to(scores.device)).reshape(
             self.classes, self.classes).to(scores.dtype)
         log_prob = torch.log_softmax(scores.reshape(self.outer, self.classes, self.inner), dim=1)
@@ -359,7 +348,6 @@ class BerHuLoss(Layer):
         return [()]
 
     def forward(self, prediction, truth):
-        import torch
         truth = truth.detach()
         valid = truth > 0
         residual = (prediction - truth)[valid]
@@ -405,14 +393,12 @@ class DenseDepthLoss(Layer):
         return [()]
 
     def _window(self, like):
-        import torch
         offsets = torch.arange(self.WINDOW, dtype=like.dtype, device=like.device) - (self.WINDOW - 1) / 2
         line = torch.exp(-offsets ** 2 / (2 * self.SIGMA ** 2))
         kernel = line[:, None] * line[None, :]
         return (kernel / kernel.sum())[None, None]
 
     def _ssim_term(self, p, t, valid):
-        import torch
         import torch.nn.functional as F
         window = self._window(p)
         mean_p, mean_t = F.conv2d(p, window), F.conv2d(t, window)
@@ -432,7 +418,6 @@ class DenseDepthLoss(Layer):
         return torch.clamp((1 - per_image) / 2, 0, 1).mean()
 
     def forward(self, prediction, truth):
-        import torch
         truth = truth.detach()
         valid = torch.isfinite(truth) & (truth > 0)
         count = int(valid.sum())

@@ -447,7 +447,6 @@ class SPP(Layer):
         levels = self._levels.get((height, width))
         if levels is None:
             from ..caffe import schema
-            from ..caffe.text_format import parse_text
             levels = []
             for level in range(self.pyramid_height):
                 bins = 2 ** level
@@ -460,10 +459,11 @@ class SPP(Layer):
                     raise self.shape_error(f"a {height}x{width} input is too small for pyramid level {level} "
                                            f"({bins}x{bins} bins: kernel {kernel_h}x{kernel_w}, pad {pad_h}x{pad_w}); "
                                            f"lower pyramid_height")
-                param = parse_text(schema.LayerParameter, (
-                    f'name: "level{level}" type: "Pooling" pooling_param {{ pool: '
-                    f'{PoolingParameter.PoolMethod.by_number[self.pool]} kernel_h: {kernel_h} kernel_w: {kernel_w} '
-                    f'pad_h: {pad_h} pad_w: {pad_w} stride_h: {kernel_h} stride_w: {kernel_w} }}'))
+                param = schema.LayerParameter(name=f"{self.name} level {level}", type="Pooling")
+                pp = param.pooling_param
+                pp.pool = self.pool
+                pp.kernel_h, pp.kernel_w, pp.pad_h, pp.pad_w = kernel_h, kernel_w, pad_h, pad_w
+                pp.stride_h, pp.stride_w = kernel_h, kernel_w
                 levels.append(Pooling(param, [(1, 1, height, width)], self.phase))
             levels = self._levels.setdefault((height, width), levels)
         return levels

@@ -406,7 +406,7 @@ class Net:
             if not (isinstance(array, np.ndarray) and array.flags.c_contiguous):
                 raise RuntimeError(f"set_input_arrays: {name} must be a C-contiguous numpy array "
                                    f"(np.ascontiguousarray)")
-        first.reset(data, np.ascontiguousarray(labels[:, None, None, None]) if labels.ndim == 1 else labels)
+        first.reset(data, labels)  # the layer takes labels (M,) or (M, 1, 1, 1)
 
     # Weights --------------------------------------------------------------------------------------
     def copy_from(self, weights):
