@@ -307,6 +307,7 @@ def test_image_data_gray_and_shuffled_epochs_hold_every_image_once(tmp_path):
     first, second = net(), net()
     assert first["data"].shape == (5, 1, 6, 8)
     assert sorted(first["label"].tolist()) == sorted(second["label"].tolist()) == [10, 11, 12, 13, 14]
+    assert [first["label"].tolist(), second["label"].tolist()] != [[10, 11, 12, 13, 14]] * 2  # really shuffled
     net.close()
     (tmp_path / "bad.txt").write_text("img0.png 1\nabsent.png 2\n")
     bad = text.replace(str(tmp_path / "img" / "list.txt"), str(tmp_path / "bad.txt"))
