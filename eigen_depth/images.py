@@ -163,14 +163,6 @@ def to_uint8(unit):
     return np.array(np.asarray(unit) * 255, dtype=np.uint8)
 
 
-def preprocessed_to_uint8(chw):
-    """The net input (3, h, w), RGB * 255 - 127, back to an RGB uint8 image as the original wrote it:
-    (x + 127) / 255, then uint8(x * 255), all in float32."""
-    image = np.asarray(chw, dtype=np.float32) + 127
-    image = image / 255.0
-    return to_uint8(np.transpose(image, (1, 2, 0)))
-
-
 def encode_png(pixels, compression=PNG_COMPRESSION):
     """PNG bytes of uint8/uint16 pixels, HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA), written by OpenCV like
     the original."""

@@ -1,14 +1,14 @@
 """The inference core shared by the evaluator, `predict` and the export: a snapshot (caffemodel with its deploy
-prototxt) loaded as a CaffeNet on a device, the output blob chosen, and images prepared as the thesis's
-nets expect them (RGB resized to the input, x255 - 127, section 1 of docs/specification.md)."""
+prototxt) loaded as a CaffeNet on a device, the output blob chosen, and the net's convention (how images
+become its input and its output depth, eigen_depth.conventions) taken from the prototxt's name."""
 import os
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import images
-from .constants import DEPTH_BLOBS, GRADIENT_BLOB, INPUT_BLOB, INPUT_MEAN, INPUT_SCALE
+from . import conventions
+from .constants import DEPTH_BLOBS, GRADIENT_BLOB, INPUT_BLOB
 from .devices import exact_float32
 from .errors import DatasetError, LayerError, ShapeError
 
@@ -35,10 +35,12 @@ class Snapshot:
 
 
 class Model:
-    """A snapshot's CaffeNet on a device: predict(float32 (N, 3, h, w)) -> float32 numpy (N, C, oh, ow)."""
+    """A snapshot's CaffeNet on a device: predict(float32 (N, 3, h, w)) -> float32 numpy (N, C, oh, ow);
+    `convention`: its input and output conventions by the net's name."""
 
     def __init__(self, net, input_name, output_name, device):
         self.net, self.input_name, self.output_name, self.device = net, input_name, output_name, device
+        self.convention = conventions.of_net(net.net_param.name)
         shape = net.blob_shapes[input_name]
         self.input_size = (int(shape[2]), int(shape[3]))
         self.output_shape = tuple(int(d) for d in net.blob_shapes[output_name][1:])
@@ -131,11 +133,3 @@ class ModelLoader:
     def __call__(self, snapshot, device, output_blob=None, kind="depth"):
         return load_model(snapshot, device, output_blob, kind, cache=self)
 
-
-def preprocess(rgb, height, width):
-    """float32 RGB in [0, 1] (HxWx3) -> the net input (3, height, width), RGB: bilinear resize, x255 - 127,
-    in float32 as the original."""
-    resized = images.resize_bilinear(rgb, height, width)
-    chw = np.ascontiguousarray(np.transpose(resized, (2, 0, 1))) * np.float32(INPUT_SCALE)
-    chw -= np.float32(INPUT_MEAN)
-    return chw

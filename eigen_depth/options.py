@@ -1,6 +1,6 @@
 """The command-line options that several commands share, defined once: argparse types that refuse bad
 values where they are parsed (one line, exit status 2), and the --device, --batch-size, --channel-order,
---output-blob and --log options with the same meaning and help everywhere."""
+--output-blob, --log and convention options with the same meaning and help everywhere."""
 import argparse
 import math
 
@@ -58,10 +58,53 @@ def add_batch_size(parser):
     parser.add_argument("--batch-size", type=positive_int, help="images per forward (default 8 on CPU, 32 on CUDA)")
 
 
+def mean_values(text):
+    """One number, or three separated by commas (one per input channel, in the net's channel order)."""
+    parts = [part.strip() for part in text.split(",")]
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or three numbers separated by commas, not {text!r}") \
+            from None
+    if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected one finite number or three separated by commas, not {text!r}")
+    return values
+
+
+def finite_nonzero_float(text):
+    """A finite number other than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not (math.isfinite(value) and value != 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number other than 0, not {text}")
+    return value
+
+
 def add_channel_order(parser):
-    parser.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb",
-                        help="channel order fed to the net (the original evaluator fed RGB; the training LMDBs "
-                             "were BGR)")
+    parser.add_argument("--channel-order", choices=("rgb", "bgr"),
+                        help="channel order fed to the net (default: the net's; rgb for the thesis's nets, as the "
+                             "original evaluator fed them although their training LMDBs were BGR; bgr for FCRN and "
+                             "DenseDepth)")
+
+
+def add_convention(parser, output=True):
+    """--input-mean, --input-scale and (output: for depth nets) --output-unit-m and --output-inverse: the parts
+    of a net's convention (eigen_depth.conventions) that options may replace; each defaults to the net's."""
+    parser.add_argument("--input-mean", type=mean_values, metavar="V[,V,V]",
+                        help="subtracted from the 0-255 pixel values, one value or one per channel in the net's "
+                             "order (default: the net's; 127 for the thesis's nets, 104,117,123 for FCRN)")
+    parser.add_argument("--input-scale", type=finite_nonzero_float, metavar="S",
+                        help="multiplies the input after the mean, as Caffe's transform_param scale (default: the "
+                             "net's; 1, or 1/255 for DenseDepth)")
+    if not output:
+        return
+    parser.add_argument("--output-unit-m", type=positive_float, metavar="M",
+                        help="meters per unit of the depth output (default: the net's; 10 for the thesis's nets, "
+                             "1 for FCRN)")
+    parser.add_argument("--output-inverse", action="store_true", default=None,
+                        help="the output is M / depth (with M from --output-unit-m), as DenseDepth's 10 m / d")
 
 
 def add_output_blob(parser, default_text="depth-refine, else depth"):
@@ -74,13 +117,15 @@ def add_log(parser):
 
 
 def add_inference(parser, output_default="depth-refine, else depth", log=True):
-    """The options of every command that runs a depth net on images."""
+    """The options of every command that runs a net on images: a depth net's, or with log=False
+    test_grad's (no --log, no output unit)."""
     if log:
         add_log(parser)
     add_device(parser)
     add_batch_size(parser)
     add_output_blob(parser, output_default)
     add_channel_order(parser)
+    add_convention(parser, output=log)
 
 
 def _image_size(text, order):

@@ -127,7 +127,8 @@ class DepthPredictor:
     depth_m = predictor([rgb])[0]      # rgb: float32 H x W x 3 in [0, 1]; depth_m: float32 H x W
     """
 
-    def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order="rgb"):
+    def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order=None,
+                 convention=None):
         from .devices import resolve_device
         from .inference import Snapshot, load_model
         for path, what in ((prototxt, "deploy prototxt (--model)"), (weights, "caffemodel (--weights)")):
@@ -137,7 +138,9 @@ class DepthPredictor:
         name = os.path.splitext(os.path.basename(weights))[0]
         self.model = load_model(Snapshot(name, os.fspath(weights), os.fspath(prototxt)), self.device,
                                 output_blob, "depth")
-        self.log, self.channel_order = log, channel_order
+        self.log = log
+        # the net's convention (eigen_depth.conventions), with what the caller replaces
+        self.convention = (convention or self.model.convention).overridden(channel_order=channel_order)
 
     @property
     def input_size(self):
@@ -146,15 +149,13 @@ class DepthPredictor:
 
     def net_input(self, rgb):
         """float32 RGB in [0, 1] (H x W x 3) -> the net input (3, h, w) as the evaluator makes it."""
-        from .inference import preprocess
-        chw = preprocess(rgb, *self.input_size)
-        return np.ascontiguousarray(chw[::-1]) if self.channel_order == "bgr" else chw
+        return self.convention.prepare(rgb, *self.input_size)
 
     def network_depth(self, inputs):
-        """(N, 3, h, w) net inputs -> the depth blob in the networks' unit (meters / 10), (N, oh, ow),
-        mapped back from log depth with log=True."""
+        """(N, 3, h, w) net inputs -> the depth blob in the thesis's unit (meters / 10), (N, oh, ow),
+        mapped back from log depth with log=True, then from the net's output unit."""
         raw = self.model.predict(np.asarray(inputs, dtype=np.float32))[:, 0]
-        return from_log_depth(raw) if self.log else raw
+        return self.convention.to_tenth_m(from_log_depth(raw) if self.log else raw)
 
     @staticmethod
     def upsample_m(depth_tenth_m, height, width):
@@ -205,7 +206,11 @@ class Options:
     device: str = "auto"
     batch_size: int = None
     output_blob: str = None
-    channel_order: str = "rgb"
+    channel_order: str = None         # None: the net's convention's (eigen_depth.conventions), and so below
+    input_mean: tuple = None
+    input_scale: float = None
+    output_unit_m: float = None
+    output_inverse: bool = None
     workers: int = None
     progress: bool = True
     overwrite: bool = False           # replace existing files with the output names that this tool did not write
@@ -295,8 +300,8 @@ def run(options):
         raise ValueError(f"ply_format must be one of {PLY_FORMATS}")
     inputs = find_inputs(options.inputs)
     plan = plan_outputs(options, inputs)
-    predictor = DepthPredictor(options.model, options.weights, options.device, options.log, options.output_blob,
-                               options.channel_order)
+    predictor = DepthPredictor(options.model, options.weights, options.device, options.log, options.output_blob)
+    predictor.convention = predictor.convention.with_options(options)
     batch_size = options.batch_size or default_batch_size(predictor.device)
     if batch_size < 1:
         raise DatasetError(f"--batch-size must be at least 1, not {batch_size}")

@@ -12,6 +12,7 @@ import skimage.io
 import skimage.transform
 
 from eigen_depth import images
+from eigen_depth.conventions import THESIS
 from eigen_depth.errors import DatasetError
 
 RNG = np.random.default_rng(7)
@@ -72,7 +73,7 @@ def test_the_input_is_written_back_with_the_original_float32_truncation():
     rgb = np.array([[[0.0, 1.0, 128 / 255]]], dtype=np.float32)
     chw = np.transpose(rgb, (2, 0, 1)) * np.float32(255) - np.float32(127)
     expected = np.array((((chw + 127) / np.float32(255.0)) * np.float32(255)).transpose(1, 2, 0), dtype=np.uint8)
-    got = images.preprocessed_to_uint8(chw)
+    got = THESIS.to_rgb_uint8(chw)
     np.testing.assert_array_equal(got, expected)
     assert got.dtype == np.uint8 and got.shape == (1, 1, 3)
 

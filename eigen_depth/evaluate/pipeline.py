@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import images, metrics
 from ..atomic import make_folder
+from ..conventions import THESIS
 from ..constants import (DEPTH_UNIT_M, GRADIENT_GT_HEIGHT, GRADIENT_GT_WIDTH, GRADIENT_METRICS, GT_HEIGHT,
                          GT_WIDTH, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, PNG_COMPRESSION, STANDARD_METRICS)
 from ..devices import default_batch_size, resolve_device
@@ -37,7 +38,11 @@ class Options:
     device: str = "auto"
     batch_size: int = None
     output_blob: str = None
-    channel_order: str = "rgb"
+    channel_order: str = None   # None: the net's convention's (eigen_depth.conventions), and so below
+    input_mean: tuple = None
+    input_scale: float = None
+    output_unit_m: float = None
+    output_inverse: bool = None
     gt_format: str = "png8"
     snapshots: str = None
     workers: int = None
@@ -59,6 +64,7 @@ class Outcome:
     per_image: dict = field(default_factory=dict)      # name -> (header, rows)
     skipped: dict = field(default_factory=dict)        # name -> reason
     seconds: dict = field(default_factory=dict)
+    conventions: dict = field(default_factory=dict)    # name -> the Convention its net ran with
     status: int = 0
 
 
@@ -69,10 +75,11 @@ def _progress(options, total, name):
 
 
 class _DepthFinisher:
-    """Post-processing of one batch of a depth net: --log, cubic zoom, metrics, MVN fit, images."""
+    """Post-processing of one batch of a depth net: --log, the output's unit, cubic zoom, metrics, MVN fit,
+    images."""
 
-    def __init__(self, options, folders, pool, names, sheet_indices):
-        self.options, self.folders, self.pool, self.names = options, folders, pool, names
+    def __init__(self, options, convention, folders, pool, names, sheet_indices):
+        self.options, self.convention, self.folders, self.pool, self.names = options, convention, folders, pool, names
         self.sheet_indices, self.sheet_rows = set(sheet_indices), []
         self.offset = 0
 
@@ -80,7 +87,7 @@ class _DepthFinisher:
         out = raw[:, 0]
         if self.options.log:  # the inverse of L, in float32 as the original
             out = np.exp((out - LOG_DEPTH_SHIFT) / LOG_DEPTH_SCALE)
-        zoomed = images.zoom_cubic(out, GT_HEIGHT, GT_WIDTH)
+        zoomed = images.zoom_cubic(self.convention.to_tenth_m(out), GT_HEIGHT, GT_WIDTH)
         gt = batch.gt
         output_m, gt_m = zoomed * DEPTH_UNIT_M, gt * DEPTH_UNIT_M
         fitted = np.stack([metrics.mvn_fit(zoomed[i], gt[i]) for i in range(len(zoomed))])
@@ -102,8 +109,7 @@ class _DepthFinisher:
             write_many(self.pool, files)
         for i, pair in enumerate(batch.pairs):
             if self.offset + i in self.sheet_indices:
-                rgb = images.preprocessed_to_uint8(batch.inputs[i][::-1] if self.options.channel_order == "bgr"
-                                                   else batch.inputs[i])
+                rgb = self.convention.to_rgb_uint8(batch.inputs[i])
                 self.sheet_rows.append((pair.stem, rgb, gt_m[i].copy(), output_m[i].copy(), fitted_m[i].copy()))
         self.offset += len(batch.pairs)
         rows = [[pair.stem] + [float(values[m][i]) for m in metric_names("test_depth")]
@@ -145,14 +151,14 @@ class _GradientFinisher:
 class _RawFinisher:
     """get_depth: the raw output zoomed to --size, written as V(d) PNG, and optionally mm PNG and .npy."""
 
-    def __init__(self, options, folders, pool, names):
-        self.options, self.folders, self.pool, self.names = options, folders, pool, names
+    def __init__(self, options, convention, folders, pool, names):
+        self.options, self.convention, self.folders, self.pool, self.names = options, convention, folders, pool, names
 
     def __call__(self, batch, raw):
         out = raw[:, 0]
         if self.options.log:
             out = np.exp((out - LOG_DEPTH_SHIFT) / LOG_DEPTH_SCALE)
-        zoomed = images.zoom_cubic(out, *self.options.size)
+        zoomed = images.zoom_cubic(self.convention.to_tenth_m(out), *self.options.size)
         folder = self.folders[0]
         files = {}
         for i, pair in enumerate(batch.pairs):
@@ -217,7 +223,7 @@ def run(options):
     kind = "gradient" if tool == "test_grad" else "depth"
     with ThreadPoolExecutor(workers, thread_name_prefix="eigen-depth-io") as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="eigen-depth-post") as post:
-        source = ImageSource(pairs, mode, pool, options.channel_order, options.gt_format,
+        source = ImageSource(pairs, mode, pool, options.gt_format,
                              encode=options.write_images or tool == "get_depth",
                              # one snapshot reads each image once: nothing to keep for the next
                              cache_bytes=int(options.cache_mb) << 20 if len(snapshots) > 1 else 0,
@@ -236,9 +242,13 @@ def run(options):
                 _skip(outcome, snapshot, f"{snapshot.caffemodel}: {error}")
                 continue
             folders = [SnapshotFolder(parent, snapshot.name) for parent in parents]
+            convention = getattr(model, "convention", THESIS).with_options(options)
+            if convention != THESIS:
+                print(f"{snapshot.name}: {convention.describe()}", flush=True)
+            outcome.conventions[snapshot.name] = convention
             try:
-                rows, seconds = _evaluate_snapshot(options, tool, snapshot, model, source, folders, pool, post,
-                                                   batch_size, file_names)
+                rows, seconds = _evaluate_snapshot(options, tool, snapshot, model, convention, source, folders, pool,
+                                                   post, batch_size, file_names)
             except (EigenDepthError, RuntimeError) as error:
                 if isinstance(error, DatasetError):
                     for folder in folders:
@@ -285,16 +295,16 @@ def _skip(outcome, snapshot, error):
     print(f"skipping {snapshot.name}: {reason}", file=sys.stderr, flush=True)
 
 
-def _evaluate_snapshot(options, tool, snapshot, model, source, folders, pool, post, batch_size, names):
+def _evaluate_snapshot(options, tool, snapshot, model, convention, source, folders, pool, post, batch_size, names):
     height, width = model.input_size
     total = len(names)
     if tool == "test_depth":
         sheet = _sheet_indices(total, options.sheet_images)
-        finisher = _DepthFinisher(options, folders, pool, names, sheet)
+        finisher = _DepthFinisher(options, convention, folders, pool, names, sheet)
     elif tool == "test_grad":
         finisher = _GradientFinisher(options, folders, pool, names)
     else:
-        finisher = _RawFinisher(options, folders, pool, names)
+        finisher = _RawFinisher(options, convention, folders, pool, names)
     rows = []
     start = time.perf_counter()
     pending = deque()
@@ -305,7 +315,7 @@ def _evaluate_snapshot(options, tool, snapshot, model, source, folders, pool, po
             bar.update(count)
 
         try:
-            for batch in source.batches(height, width, batch_size):
+            for batch in source.batches(height, width, batch_size, convention):
                 raw = model.predict(batch.inputs)
                 if tuple(raw.shape[1:]) != model.output_shape:
                     raise ShapeError(f"{snapshot.prototxt}: '{model.output_name}' came out as {raw.shape}")

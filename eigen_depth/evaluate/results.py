@@ -2,6 +2,7 @@
 nothing a run did not write is replaced, results.csv / results.json merged across runs, the top-10 printout and
 the metric-vs-iteration plot."""
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -250,7 +251,8 @@ def _record(options, outcome, snapshot, names):
         "images": images_count,
         "seconds": round(seconds, 3),
         "images_per_second": round(images_count / seconds, 2) if seconds > 0 else None,
-        "settings": {"log": options.log, "channel_order": options.channel_order, "gt_format": options.gt_format,
+        "settings": {"log": options.log, "convention": dataclasses.asdict(outcome.conventions[snapshot.name]),
+                     "gt_format": options.gt_format,
                      "output_blob": options.output_blob, "input_dir": os.path.abspath(options.input_dir),
                      "gt_dir": os.path.abspath(options.gt_dir) if options.gt_dir else None},
         "metrics": {m: _json_number(outcome.results[snapshot.name][m]) for m in names},

@@ -9,7 +9,6 @@ from .. import images
 from ..constants import DEPTH_UNIT_M, GRADIENT_KERNELS, GT_HEIGHT, GT_WIDTH, PNG_COMPRESSION
 from ..errors import DatasetError
 from ..errors import one_line as _one_line
-from ..inference import preprocess
 
 
 def read_gt_tenth(path, gt_format, notes=None):
@@ -72,7 +71,7 @@ def normalize_min_max(array):
 @dataclass
 class Batch:
     pairs: list
-    inputs: np.ndarray                      # (N, 3, h, w) float32, RGB * 255 - 127
+    inputs: np.ndarray                      # (N, 3, h, w) float32, as the net's convention makes them
     gt: np.ndarray = None                   # depth: (N, 320, 420) meters/10; gradient: (N, 2, 318, 418)
     gt_view: np.ndarray = None              # gradient: GT maps normalised to [0, 1] (what is written)
     input_png: list = None                  # encoded once, reused by every snapshot
@@ -90,20 +89,20 @@ class ImageSource:
     """Decodes and prepares the pairs in worker threads, a batch or two ahead of the network, and keeps
     prepared batches (up to cache_bytes) for the next snapshots: the images are the same for all."""
 
-    def __init__(self, pairs, mode, pool, channel_order="rgb", gt_format="png8", encode=True,
-                 cache_bytes=2 << 30, compression=PNG_COMPRESSION):
+    def __init__(self, pairs, mode, pool, gt_format="png8", encode=True, cache_bytes=2 << 30,
+                 compression=PNG_COMPRESSION):
         self.pairs, self.mode, self.pool, self.compression = pairs, mode, pool, compression
-        self.channel_order, self.gt_format, self.encode = channel_order, gt_format, encode
+        self.gt_format, self.encode = gt_format, encode
         self.cache_bytes = cache_bytes
-        self._cache = {}           # (h, w, batch_size) -> list of Batch (a prefix of the run)
+        self._cache = {}           # (h, w, batch_size, convention) -> list of Batch (a prefix of the run)
         self.notes = []
 
-    def _prepare(self, pair, height, width):
+    def _prepare(self, pair, height, width, convention):
         rgb = images.load_rgb(pair.input_path)
-        chw = preprocess(rgb, height, width)
+        chw = convention.prepare(rgb, height, width)
         item = {"input": chw}
         if self.encode:
-            item["input_png"] = images.encode_png(images.preprocessed_to_uint8(chw), self.compression)
+            item["input_png"] = images.encode_png(convention.to_rgb_uint8(chw), self.compression)
         if self.mode in ("depth", "gradient"):
             notes = []
             gt = read_gt_tenth(pair.gt_path, self.gt_format, notes)
@@ -123,8 +122,6 @@ class ImageSource:
 
     def _assemble(self, pairs, items):
         inputs = np.stack([i["input"] for i in items])
-        if self.channel_order == "bgr":
-            inputs = np.ascontiguousarray(inputs[:, ::-1])
         batch = Batch(pairs, inputs)
         if self.encode:
             batch.input_png = [i["input_png"] for i in items]
@@ -135,9 +132,9 @@ class ImageSource:
             batch.gt_view = np.stack([i["gt_view"] for i in items])
         return batch
 
-    def batches(self, height, width, batch_size):
-        """Yields Batch objects in pair order."""
-        key = (height, width, batch_size)
+    def batches(self, height, width, batch_size, convention):
+        """Yields Batch objects in pair order, inputs made by `convention` (eigen_depth.conventions)."""
+        key = (height, width, batch_size, convention)
         cached = self._cache.setdefault(key, [])
         yield from list(cached)
         chunks = [self.pairs[i:i + batch_size] for i in range(len(cached) * batch_size, len(self.pairs), batch_size)]
@@ -145,11 +142,12 @@ class ImageSource:
         pending = deque()
         try:
             for chunk in chunks[:2]:
-                pending.append([self.pool.submit(self._prepare, p, height, width) for p in chunk])
+                pending.append([self.pool.submit(self._prepare, p, height, width, convention) for p in chunk])
             for index, chunk in enumerate(chunks):
                 items = [future.result() for future in pending.popleft()]
                 if index + 2 < len(chunks):
-                    pending.append([self.pool.submit(self._prepare, p, height, width) for p in chunks[index + 2]])
+                    pending.append([self.pool.submit(self._prepare, p, height, width, convention)
+                                    for p in chunks[index + 2]])
                 batch = self._assemble(chunk, items)
                 if caching and sum(b.nbytes for b in cached) + batch.nbytes <= self.cache_bytes:
                     cached.append(batch)
