@@ -9,7 +9,8 @@ import os
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 FAMILIES = ("global_context", "gradient", "joint", "refining")
-SUCCESSORS = ("fcrn",)  # the thesis's successors (docs/successors.md): net_train, net_deploy and solver in one folder
+# the thesis's successors (docs/successors.md): net_train, net_deploy and solver in one folder each
+SUCCESSORS = ("fcrn", "densedepth")
 
 
 def listing():
