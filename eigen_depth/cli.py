@@ -76,7 +76,8 @@ def _time(parser):
 
 
 @command("train", "train a net with a Caffe solver (like caffe train); torchrun for several processes; "
-                  "with --stage, the thesis's staged pipeline (eigen-depth train --stage all -h)")
+                  "with --stage, the thesis's staged pipeline, with --family fcrn|densedepth its successors "
+                  "(eigen-depth train --stage all -h)")
 def _train(parser):
     parser.add_argument("--solver", required=True, help="solver .prototxt")
     parser.add_argument("--weights", help="caffemodel(s) to copy by layer name first, comma-separated")
@@ -207,8 +208,9 @@ def build_parser():
 
 
 def _is_staged(argv):
-    """`eigen-depth train --stage ...`: the staged pipeline of tools/train.py."""
-    return argv[:1] == ["train"] and any(a == "--stage" or a.startswith("--stage=") for a in argv[1:])
+    """`eigen-depth train --stage ...` or `--family ...`: the staged pipeline of tools/train.py."""
+    return argv[:1] == ["train"] and any(a in ("--stage", "--family") or a.startswith(("--stage=", "--family="))
+                                         for a in argv[1:])
 
 
 def main(argv=None):

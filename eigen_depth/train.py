@@ -21,6 +21,7 @@ from .constants import GRADIENT_KERNELS
 from .errors import EigenDepthError, PrototxtError, exit_status
 from .net import CaffeNet
 from .prototxt import ROOT as PROTOTXT_ROOT
+from .prototxt import SUCCESSORS
 from .solver import Solver, learning_rate
 
 STAGES = {"global": "global_context", "gradient": "gradient", "joint": "joint", "refine": "refining"}
@@ -195,10 +196,20 @@ def run_test(model, weights, iterations, device="cpu", data_root=None, data=None
 
 # The thesis's stages ------------------------------------------------------------------------------
 def stage_files(stage, variant=None, root=PROTOTXT_ROOT, recipe="thesis"):
-    """(net_train.prototxt, net_deploy.prototxt, solver.prototxt) of a stage and variant; the solver is
-    the family's `solver.prototxt` (the thesis's) or, for recipe "cpu", its `solver_cpu.prototxt`."""
+    """(net_train.prototxt, net_deploy.prototxt, solver.prototxt) of a stage and variant, or of a successor
+    family (fcrn, densedepth: one stage, no variants); the solver is the family's `solver.prototxt` (the
+    paper's) or, for recipe "cpu", its `solver_cpu.prototxt`."""
     if recipe not in RECIPES:
         raise EigenDepthError(f"unknown recipe '{recipe}': use one of {', '.join(RECIPES)}")
+    solver = "solver_cpu.prototxt" if recipe == "cpu" else "solver.prototxt"
+    if stage in SUCCESSORS:
+        if variant:
+            raise EigenDepthError(f"{stage} has no loss variants (--variant is for the thesis's stages)")
+        folder = os.path.join(root, stage)
+        if not os.path.isfile(os.path.join(folder, solver)):
+            raise EigenDepthError(f"{stage} has no {solver} in {folder}")
+        return (os.path.join(folder, "net_train.prototxt"), os.path.join(folder, "net_deploy.prototxt"),
+                os.path.join(folder, solver))
     if stage not in STAGES:
         raise EigenDepthError(f"unknown stage '{stage}': use one of {', '.join(STAGES)} or all")
     variant = variant or DEFAULT_VARIANTS[stage]
@@ -207,7 +218,6 @@ def stage_files(stage, variant=None, root=PROTOTXT_ROOT, recipe="thesis"):
     if not os.path.isdir(folder):
         choices = sorted(d for d in os.listdir(family) if os.path.isdir(os.path.join(family, d)))
         raise EigenDepthError(f"no variant '{variant}' for stage {stage}: use one of {', '.join(choices)}")
-    solver = "solver_cpu.prototxt" if recipe == "cpu" else "solver.prototxt"
     return (os.path.join(folder, "net_train.prototxt"), os.path.join(folder, "net_deploy.prototxt"),
             os.path.join(family, solver))
 
@@ -247,7 +257,7 @@ def stage_solver(stage, variant=None, out="train_out", iters=None, batch=None, s
     net_file, deploy, default_solver = stage_files(stage, variant, recipe=recipe)
     param = read_solver(solver_file or default_solver)
     net = read_prototxt(net_file, schema.NetParameter)
-    if recipe == "cpu":
+    if recipe == "cpu" and stage not in SUCCESSORS:  # the successors' CPU solvers keep their nets as written
         for_cpu_recipe(net)
         batch = batch or CPU_RECIPE_BATCH
     if batch:
@@ -294,20 +304,29 @@ def stage_transfers(stage, variant, alexnet=None, global_snapshot=None, gradient
 def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradient_snapshot=None, data=None,
                 data_root=None, iters=None, batch=None, out="train_out", device="cpu", solver_file=None,
                 test_interval=None, test_iter=None, snapshot=None, progress=True, recipe="thesis", minutes=None,
-                snapshots=None, echo=print):
-    """Trains one stage; returns the path of its last snapshot. minutes: train for about that long instead
-    of a number of iterations (with `snapshots` evenly spaced snapshots). The solver actually used (with its train
-    net inline) is written to OUT/<stage>/solver.prototxt, so the run can be repeated with `caffe train`."""
+                snapshots=None, echo=print, weights=None):
+    """Trains one stage (or a successor family: stage "fcrn" or "densedepth"); returns the path of its last
+    snapshot. weights: comma-separated caffemodels copied by layer name first, as Caffe's --weights (for the
+    successors a converted ImageNet ResNet-50 / DenseNet-169 with the public prototxts' layer names).
+    minutes: train for about that long instead of a number of iterations (with `snapshots` evenly spaced
+    snapshots). The solver actually used (with its train net inline) is written to OUT/<stage>/solver.prototxt,
+    so the run can be repeated with `caffe train`."""
+    if stage in SUCCESSORS and (alexnet or global_snapshot or gradient_snapshot):
+        raise EigenDepthError(f"{stage} trains in one stage: give its starting weights with --weights")
     param, deploy = stage_solver(stage, variant, out, iters, batch, solver_file, test_interval, test_iter, snapshot,
                                  recipe)
     _write_effective_solver(param, os.path.join(out, stage, "solver.prototxt"))
-    weights, transfers = stage_transfers(stage, variant, alexnet, global_snapshot, gradient_snapshot)
-    if not alexnet and stage != "refine":
+    stage_weights, transfers = stage_transfers(stage, variant, alexnet, global_snapshot, gradient_snapshot)
+    weights = [w for w in (weights or "").split(",") if w] + stage_weights
+    if stage in SUCCESSORS:
+        if not weights:
+            echo(f"{stage}: no --weights given: starting from the prototxt's fillers")
+    elif not alexnet and stage != "refine":
         echo(f"stage {stage}: no AlexNet caffemodel given: starting from the prototxt's fillers")
     if stage == "refine" and not (global_snapshot and gradient_snapshot):
         echo("stage refine: without --global and --gradient snapshots the frozen branches keep their fillers")
-    echo(f"stage {stage} ({variant or DEFAULT_VARIANTS[stage]}): {param.max_iter} iterations, "
-         f"snapshots in {os.path.dirname(param.snapshot_prefix)}")
+    what = stage if stage in SUCCESSORS else f"stage {stage} ({variant or DEFAULT_VARIANTS[stage]})"
+    echo(f"{what}: {param.max_iter} iterations, snapshots in {os.path.dirname(param.snapshot_prefix)}")
     runner = run_training(param, ",".join(weights), device=device, data_root=data_root, data=data,
                           log_dir=os.path.join(out, stage), progress=progress, transfers=transfers, deploy=deploy,
                           minutes=minutes, snapshots=snapshots, echo=echo)
@@ -336,8 +355,15 @@ def staged_main(argv=None, prog=None):
 
     from .devices import resolve_device
     from .options import add_device, non_negative_int, positive_float, positive_int
-    parser = argparse.ArgumentParser(prog=prog, description="The thesis's staged training (global, gradient, refine).")
-    parser.add_argument("--stage", required=True, choices=list(STAGES) + ["all"])
+    parser = argparse.ArgumentParser(prog=prog, description="The thesis's staged training (global, gradient, refine), "
+                                                          "or one of its successors (FCRN, DenseDepth).")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stage", choices=list(STAGES) + ["all"], help="a stage of the thesis's pipeline")
+    which.add_argument("--family", choices=SUCCESSORS,
+                       help="one of the thesis's successors instead (docs/successors.md), trained in one stage")
+    parser.add_argument("--weights", help="caffemodel(s), comma-separated, copied by layer name first: for --family "
+                                          "a converted ImageNet ResNet-50 (fcrn) or DenseNet-169 (densedepth) with "
+                                          "the public deploy prototxts' layer names")
     parser.add_argument("--variant", help="loss variant of the stage (default: the thesis's final choice: "
                                           "global norm, gradient norm, joint A, refine norm_abs)")
     parser.add_argument("--alexnet", help="ImageNet AlexNet caffemodel (V1 or V2) to start from")
@@ -370,13 +396,17 @@ def staged_main(argv=None, prog=None):
                    progress=not args.no_progress, recipe=args.recipe, minutes=args.minutes)
 
     def run():
-        if args.stage == "all":
+        if args.family:
+            print(f"{args.family}: {train_stage(args.family, args.variant, weights=args.weights, **options)}")
+        elif args.stage == "all":
             if args.variant:
                 raise EigenDepthError("--variant applies to one stage; for --stage all the thesis's variants are used")
+            if args.weights:
+                raise EigenDepthError("--weights applies to one stage; for --stage all give --alexnet")
             for stage, path in train_all(**options).items():
                 print(f"{stage}: {path}")
         else:
             path = train_stage(args.stage, args.variant, global_snapshot=args.global_snapshot,
-                               gradient_snapshot=args.gradient_snapshot, **options)
+                               gradient_snapshot=args.gradient_snapshot, weights=args.weights, **options)
             print(f"{args.stage}: {path}")
     return exit_status(prog or "train.py", run)
