@@ -156,11 +156,11 @@ def mvn_fit(output, gt):
     output (std 0, where the original wrote NaN) becomes the GT's mean."""
     output = np.array(output, dtype=np.float32)
     gt = np.asarray(gt, dtype=np.float32)
-    std = output.std()
+    output -= output.mean()
+    std = output.std()  # of the centred map, as the original; 0 also where float32 rounds a tiny spread away
     if not std > 0:
         return np.full(output.shape, gt.mean(), dtype=np.float32)
-    output -= output.mean()
-    output /= output.std()
+    output /= std
     output *= gt.std()
     output += gt.mean()
     return output

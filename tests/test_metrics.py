@@ -111,6 +111,11 @@ def test_mvn_fit_maps_the_output_onto_the_gt_mean_and_std():
 def test_mvn_fit_of_a_constant_output_is_the_gt_mean():
     fitted = metrics.mvn_fit(np.full(4, 7, np.float32), np.array([1, 2, 3, 6], np.float32))
     np.testing.assert_array_equal(fitted, np.full(4, 3, np.float32))
+    # a constant 320x420 map whose float32 mean is not exactly its value (numpy's std of it is 1.5e-8, not 0):
+    # still constant, without a division by zero
+    with np.errstate(all="raise"):
+        fitted = metrics.mvn_fit(np.full((320, 420), 0.1, np.float32), np.full((320, 420), 0.5, np.float32))
+    np.testing.assert_array_equal(fitted, np.full((320, 420), 0.5, np.float32))
 
 
 def test_gradient_metrics_are_rmse_and_mvn_error():
