@@ -54,7 +54,9 @@ def main():
         from eigen_depth.export import to_onnx
         onnx_path = os.path.join(folder, "net.onnx")
         to_onnx(args.model, weights, onnx_path, dynamic_batch=True)
-        session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        quiet = onnxruntime.SessionOptions()
+        quiet.log_severity_level = 3  # errors only: not a warning per unused BatchNorm initializer
+        session = onnxruntime.InferenceSession(onnx_path, quiet, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime or the exporter may be absent; the benchmark goes on
         onnx_note = f"n/a ({type(error).__name__}: {str(error).splitlines()[0][:60]})"
 

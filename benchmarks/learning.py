@@ -7,14 +7,18 @@ rendered rooms and measures every stage, with the project's evaluator, on rooms 
 2. trains global (norm) -> gradient (norm) -> refining (norm_abs, stages 1-2 frozen) with
    `--recipe cpu`, the three together in about MINUTES minutes (45% / 15% / 40%): each stage times its first
    iterations and sets its iteration count from them;
-3. evaluates `constant` (the mean training depth everywhere), `global` and `refine` with test_depth on both
-   sets and prints and writes DIR/results.json (MVN error, RMSE in meters, delta1 per model and set), with
-   the goals and whether each is met. DIR/<stage>/snaps/ keeps the final snapshots and their deploy nets;
-   DIR/eval/ holds the evaluator's outputs (the refining net's held-out contact sheet among them).
+3. with --successors fcrn,densedepth, also trains those families (docs/successors.md) with their CPU recipes
+   from fillers on the same training rooms (read from the pair folders at each net's size), each for
+   --successor-minutes (default: MINUTES, the thesis's three stages' budget);
+4. evaluates `constant` (the mean training depth everywhere), `global`, `refine` and the successors with
+   test_depth on both sets (each net read by its own convention) and prints and writes DIR/results.json (MVN
+   error, RMSE in meters, delta1 per model and set), with the goals and whether each is met.
+   DIR/<stage>/snaps/ keeps the final snapshots and their deploy nets; DIR/eval/ holds the evaluator's
+   outputs (the refining net's held-out contact sheet among them).
 
 Held-out rooms choose nothing: every setting of the recipe was chosen on training rooms.
 
-    python benchmarks/learning.py --out learning [--minutes 60]
+    python benchmarks/learning.py --out learning [--minutes 60] [--successors fcrn,densedepth]
 """
 import argparse
 import json
@@ -27,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from eigen_depth.experiment import (HELDOUT_SEED_OFFSET, RoomSets, constant_snapshot, last_snapshot, measure,
                                     snapshot_iteration)
+from eigen_depth.prototxt import SUCCESSORS
 from eigen_depth.train import train_stage
 
 SHARES = {"global": 0.45, "gradient": 0.15, "refine": 0.40}
@@ -71,6 +76,18 @@ def train(out, lmdb, minutes, log):
     return snapshots, iterations, minutes_taken
 
 
+def train_successor(out, family, pairs_root, minutes, log):
+    """Trains one successor family from fillers with its CPU recipe on the training rooms' pair folders (kept
+    if its snapshot exists); returns (snapshot, iterations, training minutes)."""
+    snapshot = last_snapshot(os.path.join(out, family, "snaps"))
+    if snapshot:
+        log(f"{family}: kept {snapshot}")
+    else:
+        snapshot = train_stage(family, data="pairs", data_root=pairs_root, out=out, device="cpu", recipe="cpu",
+                               test_interval=0, progress=False, echo=log, minutes=minutes)
+    return snapshot, snapshot_iteration(snapshot), training_minutes(os.path.join(out, family))
+
+
 def goals(results):
     """The goals of the learning benchmark, each with its measured values and whether it is met."""
     held = {model: results[model]["heldout"] for model in results}
@@ -106,8 +123,15 @@ def main(argv=None):
     parser.add_argument("--train-rooms", type=int, default=3000)
     parser.add_argument("--heldout-rooms", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--successors", default="", help=f"comma-separated families to compare ({', '.join(SUCCESSORS)})")
+    parser.add_argument("--successor-minutes", type=float, help="training time of each successor (default: --minutes)")
     args = parser.parse_args(argv)
-    for name in ("minutes", "train_rooms", "heldout_rooms"):
+    successors = [f for f in args.successors.split(",") if f]
+    unknown = [f for f in successors if f not in SUCCESSORS]
+    if unknown:
+        parser.error(f"unknown successor {', '.join(unknown)}: use {', '.join(SUCCESSORS)}")
+    args.successor_minutes = args.successor_minutes or args.minutes
+    for name in ("minutes", "train_rooms", "heldout_rooms", "successor_minutes"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
 
@@ -120,6 +144,9 @@ def main(argv=None):
     snapshots, iterations, minutes_taken = train(args.out, sets.lmdb, args.minutes, log)
     snapshots = {"constant": constant_snapshot(os.path.join(args.out, "constant", "snaps"), train_mean_m),
                  "global": snapshots["global"], "refine": snapshots["refine"]}
+    for family in successors:
+        snapshots[family], iterations[family], minutes_taken[family] = train_successor(
+            args.out, family, sets.train_pairs, args.successor_minutes, log)
     results = {}
     for model, snapshot in snapshots.items():
         results[model] = {
@@ -130,7 +157,8 @@ def main(argv=None):
     # of it is the GT mean, so its raw MVN value is not defined)
     for sets in results["constant"].values():
         sets["MVN"] = 1.0
-    report = {"minutes": args.minutes, "train_rooms": args.train_rooms, "heldout_rooms": args.heldout_rooms,
+    report = {"minutes": args.minutes, "successor_minutes": args.successor_minutes if successors else None,
+              "train_rooms": args.train_rooms, "heldout_rooms": args.heldout_rooms,
               "seed": args.seed, "heldout_seed": args.seed + HELDOUT_SEED_OFFSET, "mean_training_depth_m": train_mean_m,
               "iterations": iterations, "training_minutes": minutes_taken,
               "total_minutes": (time.perf_counter() - started) / 60, "results": results, "goals": goals(results),

@@ -3,6 +3,7 @@ forward + backward + SGD update, frozen global/gradient branches under no_grad, 
 Data layers from LMDBs of synthetic scenes.
 
     python benchmarks/train_step.py [--iterations 5] [--batch 16] [--device cpu]
+    python benchmarks/train_step.py --family fcrn|densedepth [--iterations 2]   # a successor (docs/successors.md)
 
 Caffe itself cannot be installed here; its time on these 2 cores was 5.8 s per iteration (goal: <= 2.9 s).
 As a measured peer, the script also times OpenCV's Caffe runtime (cv2.dnn) on the deploy net's forward
@@ -21,7 +22,11 @@ def main():
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--family", choices=("fcrn", "densedepth"),
+                        help="time a successor's iteration instead (its training net's batch unless --batch)")
     args = parser.parse_args()
+    if args.family:
+        return successor(args)
 
     import cv2
     import numpy as np
@@ -72,6 +77,54 @@ def main():
     if training_peak is not None:
         print(f"peak memory of the training process (data, nets, solver history, {args.iterations + 1} iterations): "
               f"{training_peak:.0f} MiB")
+
+
+def successor(args):
+    """One iteration of a successor's training net (its paper's solver, rendered rooms made on the fly at the
+    net's sizes), against OpenCV's forward alone of its deploy net at the same batch."""
+    import cv2
+    import numpy as np
+    import torch
+    from eigen_depth.solver import Solver
+    from eigen_depth.testing import random_weights
+    from eigen_depth.net import CaffeNet
+    from eigen_depth.train import data_settings, stage_solver
+
+    folder = tempfile.mkdtemp(prefix="eigen_depth_train_step_")
+    batch = args.batch if args.batch != 16 else None  # 16 is the thesis's default: keep the family's own
+    param, deploy = stage_solver(args.family, out=folder, iters=1000, batch=batch, test_interval=0, snapshot=0)
+    solver = Solver(param, device=args.device, deploy=deploy, data=data_settings(kind="synthetic"))
+    batch = solver.net.blob_shapes["X"][0]
+    solver.step(1)
+    start = time.perf_counter()
+    solver.step(args.iterations)
+    if solver.device.type == "cuda":
+        torch.cuda.synchronize()
+    ours = (time.perf_counter() - start) / args.iterations
+    solver.close()
+    from memory import peak_rss_mb
+    training_peak = peak_rss_mb()
+
+    net = random_weights(CaffeNet(deploy), seed=2)
+    weights = os.path.join(folder, "random.caffemodel")
+    net.save(weights)
+    shape = (batch,) + tuple(net.blob_shapes["X"][1:])
+    del net
+    opencv = cv2.dnn.readNetFromCaffe(deploy, weights)
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    opencv.setInput(x)
+    opencv.forward()
+    start = time.perf_counter()
+    opencv.setInput(x)
+    opencv.forward()
+    cv2_forward = time.perf_counter() - start
+    print(f"{args.family} training net, batch {batch}, device {args.device}, torch {torch.get_num_threads()} threads, "
+          f"input {shape[2]}x{shape[3]}")
+    print(f"{'':<46}{'s/iteration':>12}{'ours / it':>11}")
+    print(f"{'eigen_depth (forward + backward + update)':<46}{ours:>12.3f}{1.0:>11.2f}")
+    print(f"{'cv2.dnn forward only (measured, same batch)':<46}{cv2_forward:>12.3f}{ours / cv2_forward:>11.2f}")
+    if training_peak is not None:
+        print(f"peak memory of the training process: {training_peak:.0f} MiB")
 
 
 if __name__ == "__main__":
