@@ -28,12 +28,10 @@ def main():
     if args.family:
         return successor(args)
 
-    import cv2
     import numpy as np
     import torch
     from eigen_depth.data.paired_lmdb import make_lmdb
     from eigen_depth.data.synthetic import make_synthetic
-    from eigen_depth.testing import write_random_caffemodel
     from eigen_depth.train import data_settings, set_gradient_filter, stage_solver
     from eigen_depth.solver import Solver
 
@@ -45,33 +43,13 @@ def main():
     solver = Solver(param, device=args.device, deploy=deploy, data=data_settings(os.path.join(folder, "lmdb")))
     set_gradient_filter(solver.net)
     frozen = sum(not needs for needs in solver.net.layer_needs_grad)
-    solver.step(1)  # warm-up: allocations, kernel choice, the data threads' first batches
-    start = time.perf_counter()
-    solver.step(args.iterations)
-    if solver.device.type == "cuda":
-        torch.cuda.synchronize()
-    ours = (time.perf_counter() - start) / args.iterations
-    solver.close()
-    from memory import peak_rss_mb
-    training_peak = peak_rss_mb()  # before OpenCV's peer run below
-
-    weights = os.path.join(folder, "random.caffemodel")
-    write_random_caffemodel(deploy, weights, seed=2)
-    opencv = cv2.dnn.readNetFromCaffe(deploy, weights)
+    ours, training_peak = time_iterations(solver, args.iterations)
     x = np.random.default_rng(0).uniform(-127, 128, (args.batch, 3, 218, 298)).astype(np.float32)
-    opencv.setInput(x)
-    opencv.forward()
-    start = time.perf_counter()
-    for _ in range(2):
-        opencv.setInput(x)
-        opencv.forward()
-    cv2_forward = (time.perf_counter() - start) / 2
+    cv2_forward = time_opencv_forward(deploy, os.path.join(folder, "random.caffemodel"), x, repeats=2)
 
     print(f"refining net (norm_abs), batch {args.batch}, device {args.device}, torch {torch.get_num_threads()} "
           f"threads; {frozen} of {len(solver.net.layers)} layers run without autograd")
-    print(f"{'':<46}{'s/iteration':>12}{'ours / it':>11}")
-    print(f"{'eigen_depth (forward + backward + update)':<46}{ours:>12.3f}{1.0:>11.2f}")
-    print(f"{'cv2.dnn forward only (measured, same batch)':<46}{cv2_forward:>12.3f}{ours / cv2_forward:>11.2f}")
+    print_rows(ours, cv2_forward)
     print(f"{'Caffe full iteration (reported, 2 cores)':<46}{CAFFE_ITERATION_S:>12.3f}{ours / CAFFE_ITERATION_S:>11.2f}")
     print(f"goal <= 2.9 s per iteration: {'met' if ours <= 2.9 else 'NOT met'}")
     if training_peak is not None:
@@ -79,50 +57,61 @@ def main():
               f"{training_peak:.0f} MiB")
 
 
+def time_iterations(solver, iterations):
+    """(seconds per iteration after one warm-up iteration, the process's peak memory in MiB then); closes the
+    solver."""
+    import torch
+    from memory import peak_rss_mb
+    solver.step(1)  # warm-up: allocations, kernel choice, the data threads' first batches
+    start = time.perf_counter()
+    solver.step(iterations)
+    if solver.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / iterations
+    solver.close()
+    return seconds, peak_rss_mb()  # before OpenCV's peer run
+
+
+def time_opencv_forward(deploy, weights, x, repeats):
+    """Seconds of one OpenCV forward of the deploy net (random weights written to `weights`) on x."""
+    import cv2
+    from eigen_depth.testing import write_random_caffemodel
+    write_random_caffemodel(deploy, weights, seed=2)
+    opencv = cv2.dnn.readNetFromCaffe(deploy, weights)
+    opencv.setInput(x)
+    opencv.forward()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        opencv.setInput(x)
+        opencv.forward()
+    return (time.perf_counter() - start) / repeats
+
+
+def print_rows(ours, cv2_forward):
+    print(f"{'':<46}{'s/iteration':>12}{'ours / it':>11}")
+    print(f"{'eigen_depth (forward + backward + update)':<46}{ours:>12.3f}{1.0:>11.2f}")
+    print(f"{'cv2.dnn forward only (measured, same batch)':<46}{cv2_forward:>12.3f}{ours / cv2_forward:>11.2f}")
+
+
 def successor(args):
     """One iteration of a successor's training net (its paper's solver, rendered rooms made on the fly at the
     net's sizes), against OpenCV's forward alone of its deploy net at the same batch."""
-    import cv2
     import numpy as np
     import torch
     from eigen_depth.solver import Solver
-    from eigen_depth.testing import random_weights
-    from eigen_depth.net import CaffeNet
     from eigen_depth.train import data_settings, stage_solver
 
     folder = tempfile.mkdtemp(prefix="eigen_depth_train_step_")
     batch = args.batch if args.batch != 16 else None  # 16 is the thesis's default: keep the family's own
     param, deploy = stage_solver(args.family, out=folder, iters=1000, batch=batch, test_interval=0, snapshot=0)
     solver = Solver(param, device=args.device, deploy=deploy, data=data_settings(kind="synthetic"))
-    batch = solver.net.blob_shapes["X"][0]
-    solver.step(1)
-    start = time.perf_counter()
-    solver.step(args.iterations)
-    if solver.device.type == "cuda":
-        torch.cuda.synchronize()
-    ours = (time.perf_counter() - start) / args.iterations
-    solver.close()
-    from memory import peak_rss_mb
-    training_peak = peak_rss_mb()
-
-    net = random_weights(CaffeNet(deploy), seed=2)
-    weights = os.path.join(folder, "random.caffemodel")
-    net.save(weights)
-    shape = (batch,) + tuple(net.blob_shapes["X"][1:])
-    del net
-    opencv = cv2.dnn.readNetFromCaffe(deploy, weights)
+    shape = tuple(solver.net.blob_shapes["X"])
+    ours, training_peak = time_iterations(solver, args.iterations)
     x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
-    opencv.setInput(x)
-    opencv.forward()
-    start = time.perf_counter()
-    opencv.setInput(x)
-    opencv.forward()
-    cv2_forward = time.perf_counter() - start
-    print(f"{args.family} training net, batch {batch}, device {args.device}, torch {torch.get_num_threads()} threads, "
-          f"input {shape[2]}x{shape[3]}")
-    print(f"{'':<46}{'s/iteration':>12}{'ours / it':>11}")
-    print(f"{'eigen_depth (forward + backward + update)':<46}{ours:>12.3f}{1.0:>11.2f}")
-    print(f"{'cv2.dnn forward only (measured, same batch)':<46}{cv2_forward:>12.3f}{ours / cv2_forward:>11.2f}")
+    cv2_forward = time_opencv_forward(deploy, os.path.join(folder, "random.caffemodel"), x, repeats=1)
+    print(f"{args.family} training net, batch {shape[0]}, device {args.device}, torch {torch.get_num_threads()} "
+          f"threads, input {shape[2]}x{shape[3]}")
+    print_rows(ours, cv2_forward)
     if training_peak is not None:
         print(f"peak memory of the training process: {training_peak:.0f} MiB")
 

@@ -27,26 +27,30 @@ def non_negative_int(text):
     return _whole(text, 0, "0 or more")
 
 
-def fraction(text):
-    """A number from 0 to 1."""
+def _number(text, accept, wording):
+    """A float that `accept` takes, else an argparse error: 'must be WORDING, not TEXT'."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not 0 <= value <= 1:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text}")
+    if not accept(value):  # NaN fails every test below
+        raise argparse.ArgumentTypeError(f"must be {wording}, not {text}")
     return value
+
+
+def fraction(text):
+    """A number from 0 to 1."""
+    return _number(text, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 
 
 def positive_float(text):
     """A finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
+    return _number(text, lambda v: math.isfinite(v) and v > 0, "a positive number")
+
+
+def finite_nonzero_float(text):
+    """A finite number other than 0."""
+    return _number(text, lambda v: math.isfinite(v) and v != 0, "a finite number other than 0")
 
 
 def add_device(parser, default="auto"):
@@ -69,17 +73,6 @@ def mean_values(text):
     if len(values) not in (1, 3) or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(f"expected one finite number or three separated by commas, not {text!r}")
     return values
-
-
-def finite_nonzero_float(text):
-    """A finite number other than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not (math.isfinite(value) and value != 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number other than 0, not {text}")
-    return value
 
 
 def add_channel_order(parser):
