@@ -1,8 +1,7 @@
-"""ONNX export: every deploy net in eigen_depth/prototxt/ exports, passes onnx.checker and runs in onnxruntime with our
+"""ONNX export: every deploy net in eigen_depth/prototxt/ (one of each group of identical ones) exports, passes onnx.checker and runs in onnxruntime with our
 numbers (max |difference| <= 1e-4 of the output's largest magnitude, random weights and input); the batch
 axis can be made symbolic; the graph's inputs and outputs carry the Caffe blob names; MVN keeps Caffe's eps
 outside the square root; errors are one line with exit status 2; the .onnx file is written atomically."""
-import glob
 import os
 
 import numpy as np
@@ -17,7 +16,8 @@ from eigen_depth.net import CaffeNet
 from eigen_depth.testing import random_weights, write_random_caffemodel
 from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
-DEPLOY_NETS = sorted(glob.glob(os.path.join(PROTOTXT_ROOT, "*", "*", "net_deploy.prototxt")))
+from deploy_nets import DEPLOY_NETS, DISTINCT_DEPLOY_NETS
+
 REFINING = os.path.join(PROTOTXT_ROOT, "refining", "norm_abs", "net_deploy.prototxt")
 GRADIENT = os.path.join(PROTOTXT_ROOT, "gradient", "abs", "net_deploy.prototxt")
 JOINT = os.path.join(PROTOTXT_ROOT, "joint", "A", "net_deploy.prototxt")
@@ -89,10 +89,10 @@ def pytorch_outputs(prototxt, weights, x):
 
 
 def test_every_thesis_deploy_net_is_exported():
-    assert len(DEPLOY_NETS) == 13
+    assert len(DEPLOY_NETS) == 13 and len(DISTINCT_DEPLOY_NETS) == 7  # tests/test_fidelity_cv2.py checks the groups
 
 
-@pytest.mark.parametrize("prototxt", DEPLOY_NETS, ids=lambda p: "/".join(p.split(os.sep)[-3:-1]))
+@pytest.mark.parametrize("prototxt", DISTINCT_DEPLOY_NETS, ids=lambda p: "/".join(p.split(os.sep)[-3:-1]))
 def test_onnxruntime_matches_pytorch(prototxt, exported):
     out, weights = exported(prototxt)
     onnx.checker.check_model(str(out), full_check=True)

@@ -1,8 +1,8 @@
-"""Every deploy net in eigen_depth/prototxt/ runs with OpenCV's numbers: random weights saved as a caffemodel, then our
+"""Every deploy net in eigen_depth/prototxt/ runs with OpenCV's numbers (one of each group of identical ones: a
+family's loss variants share their deploy net): random weights saved as a caffemodel, then our
 forward against cv2.dnn.readNetFromCaffe on the same files and input (max |difference| <= 1e-4 of the
 output's largest magnitude). OpenCV puts MVN's eps inside the square root; with eps 1e-9 and outputs of
 unit scale that changes nothing at this tolerance."""
-import glob
 import os
 
 import cv2
@@ -15,9 +15,8 @@ from eigen_depth.net import CaffeNet
 from eigen_depth.testing import write_random_caffemodel
 from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
+from deploy_nets import DEPLOY_NETS, DISTINCT_DEPLOY_NETS, groups
 from test_thesis_prototxt_cv2 import NETS  # (family, variant) -> output blob -> shape at batch 1 (the spec's)
-
-DEPLOY_NETS = sorted(glob.glob(os.path.join(PROTOTXT_ROOT, "*", "*", "net_deploy.prototxt")))
 
 
 def opencv_outputs(prototxt, weights, x, blob_names):
@@ -38,9 +37,15 @@ def test_every_thesis_network_is_checked():
     families = {os.path.relpath(p, PROTOTXT_ROOT).split(os.sep)[0] for p in DEPLOY_NETS}
     assert families == {"global_context", "gradient", "joint", "refining"}
     assert len(DEPLOY_NETS) == 13
+    # the global and refining nets' loss variants differ only in their training nets; every other net differs
+    assert sorted(groups()) == sorted([
+        ["global_context/abs", "global_context/log_abs", "global_context/norm", "global_context/sc_inv"],
+        ["gradient/abs"], ["gradient/norm"], ["joint/A"], ["joint/B"],
+        ["refining/abs", "refining/log_abs", "refining/norm_abs", "refining/sc_inv_abs"],
+        ["refining/norm_abs_global_only"]])
 
 
-@pytest.mark.parametrize("prototxt", DEPLOY_NETS, ids=lambda p: "/".join(p.split(os.sep)[-3:-1]))
+@pytest.mark.parametrize("prototxt", DISTINCT_DEPLOY_NETS, ids=lambda p: "/".join(p.split(os.sep)[-3:-1]))
 def test_deploy_net_matches_opencv(prototxt, tmp_path):
     weights = str(tmp_path / "random.caffemodel")
     write_random_caffemodel(prototxt, weights, seed=7)
