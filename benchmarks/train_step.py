@@ -20,13 +20,14 @@ CAFFE_ITERATION_S = 5.8  # Caffe's refining-stage iteration at batch 16 on these
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, help="batch size (default 16 for the refining net; a family's own)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--family", choices=("fcrn", "densedepth"),
                         help="time a successor's iteration instead (its training net's batch unless --batch)")
     args = parser.parse_args()
     if args.family:
         return successor(args)
+    args.batch = args.batch or 16
 
     import numpy as np
     import torch
@@ -102,8 +103,7 @@ def successor(args):
     from eigen_depth.train import data_settings, stage_solver
 
     folder = tempfile.mkdtemp(prefix="eigen_depth_train_step_")
-    batch = args.batch if args.batch != 16 else None  # 16 is the thesis's default: keep the family's own
-    param, deploy = stage_solver(args.family, out=folder, iters=1000, batch=batch, test_interval=0, snapshot=0)
+    param, deploy = stage_solver(args.family, out=folder, iters=1000, batch=args.batch, test_interval=0, snapshot=0)
     solver = Solver(param, device=args.device, deploy=deploy, data=data_settings(kind="synthetic"))
     shape = tuple(solver.net.blob_shapes["X"])
     ours, training_peak = time_iterations(solver, args.iterations)

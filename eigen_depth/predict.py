@@ -127,8 +127,7 @@ class DepthPredictor:
     depth_m = predictor([rgb])[0]      # rgb: float32 H x W x 3 in [0, 1]; depth_m: float32 H x W
     """
 
-    def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order=None,
-                 convention=None):
+    def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order=None):
         from .devices import resolve_device
         from .inference import Snapshot, load_model
         for path, what in ((prototxt, "deploy prototxt (--model)"), (weights, "caffemodel (--weights)")):
@@ -140,7 +139,7 @@ class DepthPredictor:
                                 output_blob, "depth")
         self.log = log
         # the net's convention (eigen_depth.conventions), with what the caller replaces
-        self.convention = (convention or self.model.convention).overridden(channel_order=channel_order)
+        self.convention = self.model.convention.overridden(channel_order=channel_order)
 
     @property
     def input_size(self):

@@ -91,22 +91,21 @@ def run_cli(capsys, *argv):
     return status, out, err
 
 
-@pytest.mark.parametrize("name, weights, extra, depth_m", [
+@pytest.mark.parametrize("name, weights, bias, options, depth_m", [
     # FCRN: channel 0 is B: 0.01 * (153 - 104) = 0.49 m
-    ("fcrn_deploy", (0.01, 0, 0), (), 0.49),
+    ("fcrn_deploy", (0.01, 0, 0), 0.0, (), 0.49),
     # the thesis's: channel 0 is R: 0.01 * (51 - 127) = -0.76, in tenths: -7.6 m
-    ("tiny_global", (0.01, 0, 0), (), -7.6),
+    ("tiny_global", (0.01, 0, 0), 0.0, (), -7.6),
     # DenseDepth: channel 2 is R / 255 = 0.2, output 0.2 + 4.8 = 5, depth 10 m / 5 = 2 m
-    ("densedepth_deploy", (0, 0, 1), ("--bias", 4.8), 2.0),
+    ("densedepth_deploy", (0, 0, 1), 4.8, (), 2.0),
     # options replace the family's: FCRN read as RGB without means, the output in units of 0.5 m:
     # channel 0 is R: 0.01 * 51 * 0.5 = 0.255 m
-    ("fcrn_deploy", (0.01, 0, 0), ("--channel-order", "rgb", "--input-mean", "0", "--output-unit-m", "0.5"), 0.255),
+    ("fcrn_deploy", (0.01, 0, 0), 0.0, ("--channel-order", "rgb", "--input-mean", "0", "--output-unit-m", "0.5"),
+     0.255),
     # per-channel means in the net's order and a scale: ((153 - 3) * 0.1) * 0.01 = 0.15 m
-    ("fcrn_deploy", (0.01, 0, 0), ("--input-mean", "3,2,1", "--input-scale", "0.1"), 0.15),
+    ("fcrn_deploy", (0.01, 0, 0), 0.0, ("--input-mean", "3,2,1", "--input-scale", "0.1"), 0.15),
 ])
-def test_get_depth_writes_meters_by_the_nets_convention(tmp_path, capsys, name, weights, extra, depth_m):
-    bias = float(extra[1]) if extra[:1] == ("--bias",) else 0.0
-    options = list(extra[2:]) if bias else list(extra)
+def test_get_depth_writes_meters_by_the_nets_convention(tmp_path, capsys, name, weights, bias, options, depth_m):
     pick_snapshot(tmp_path / "snaps", name, weights, bias)
     os.makedirs(tmp_path / "in")
     cv2.imwrite(str(tmp_path / "in" / "a.png"), np.full((30, 40, 3), RGB[::-1], np.uint8))
