@@ -86,11 +86,11 @@ def build_deploy_net(prototxt):
     return CaffeNet(read_net(prototxt), phase="TEST", source=os.fspath(prototxt), fill=False).eval()
 
 
-def load_model(snapshot, device, output_blob=None, kind="depth", cache=None):
+def load_model(snapshot, device, output_blob=None, kind="depth", cache=None, fuse=True):
     """Builds the snapshot's deploy net in the TEST phase, loads its weights (every layer with weights must
     find them in the caffemodel: a mismatching prototxt is an error, not random weights) and moves it to
     `device`. Raises EigenDepthError with a one-line reason. cache: a ModelLoader whose last net is reused
-    when the prototxt is the same (only the weights are replaced)."""
+    when the prototxt is the same (only the weights are replaced). fuse: CaffeNet's (eigen_depth.fusion)."""
     import torch
 
     from .caffe.io import read_text
@@ -112,6 +112,7 @@ def load_model(snapshot, device, output_blob=None, kind="depth", cache=None):
         net.eval()
         net.to(device)
     name = choose_output(net, output_blob, kind)
+    net.fuse = fuse
     if cache is not None:
         cache.key = None          # until the weights are in
     net.copy_from(snapshot.caffemodel, strict=True)
@@ -127,9 +128,10 @@ class ModelLoader:
     """The default loader of a run: load_model keeping the last net, so that snapshots of one training run
     (same prototxt) build it once."""
 
-    def __init__(self):
+    def __init__(self, fuse=True):
         self.key = self.net = None
+        self.fuse = fuse
 
     def __call__(self, snapshot, device, output_blob=None, kind="depth"):
-        return load_model(snapshot, device, output_blob, kind, cache=self)
+        return load_model(snapshot, device, output_blob, kind, cache=self, fuse=self.fuse)
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import fusion
 from .caffe import array_to_blob, blob_to_array, read_caffemodel, read_net, schema
 from .caffe.schema import TEST, TRAIN
 from .errors import CaffemodelError, LayerError, ShapeError
@@ -92,11 +93,14 @@ class CaffeNet(nn.Module):
     lacks start from the prototxt's fillers (seeded by `seed`; fill=False leaves zeros, for shape
     inspection). Load more later with copy_from.
     data: the DataSettings its Data / HDF5Data layers read with (default: eigen_depth.data.current()).
+    fuse: run BatchNorm / Scale / ReLU chains as one operation where no gradient is needed (eigen_depth.fusion;
+    equal up to float32 rounding); False runs every layer separately, in Caffe's order. Settable later.
     """
 
     def __init__(self, net_param, phase=TEST, level=0, stages=(), input_shapes=None, seed=None,
-                 bilinear="2016", source=None, weights=None, fill=True, data=None):
+                 bilinear="2016", source=None, weights=None, fill=True, data=None, fuse=True):
         super().__init__()
+        self.fuse = fuse
         if not isinstance(net_param, schema.NetParameter):
             source = os.fspath(net_param)
             net_param = read_net(source)
@@ -166,6 +170,7 @@ class CaffeNet(nn.Module):
         self.blob_shapes = shapes
         self.output_names = [b for b in shapes if b not in consumed]
         self.loss_weights = [self._loss_weights(layer) for layer in self.layers]
+        self._fusions = fusion.plan(self.layers, self.layer_bottoms, self.layer_tops, shapes, self.output_names)
 
     def _phase_hint(self):
         return (f" in the {PHASE_NAMES[self.phase]} phase (is it produced by a layer excluded from this phase?)"
@@ -299,26 +304,51 @@ class CaffeNet(nn.Module):
         returned = self.output_names if end is None else self.layer_tops[last]
         # blob -> the last layer that reads it: dropped after that layer (peak memory)
         last_read = {} if keep_blobs else self._last_readers(first, last)
-        for index in range(first, last + 1):
+        index = first
+        while index <= last:
             layer, bottoms, tops = self.layers[index], self.layer_bottoms[index], self.layer_tops[index]
             if layer.type_name == "Input" or (not bottoms and tops and all(t in feed for t in tops)):
+                index += 1
                 continue  # inputs, and source layers (Data, DummyData) whose tops were fed directly
             missing = [b for b in bottoms if b not in values]
             if missing:
                 raise ShapeError(f"{self.source}: layer '{layer.name}' needs blob(s) {', '.join(missing)}: "
                                  f"feed them when starting at '{start}'")
-            detach = self.layer_detach[index]
-            args = [values[b].detach() if d else values[b] for b, d in zip(bottoms, detach)]
-            with torch.set_grad_enabled(grad_enabled and self.layer_needs_grad[index]):
-                outputs = layer(*args)
-            for top, output in zip(tops, outputs):
-                values[top] = output
+            done = self._run_fused(index, last, values, grad_enabled, keep_blobs)
+            if done is None:
+                detach = self.layer_detach[index]
+                args = [values[b].detach() if d else values[b] for b, d in zip(bottoms, detach)]
+                with torch.set_grad_enabled(grad_enabled and self.layer_needs_grad[index]):
+                    outputs = layer(*args)
+                for top, output in zip(tops, outputs):
+                    values[top] = output
+                done = index
             for bottom in bottoms:
-                if last_read.get(bottom) == index and bottom not in tops and bottom not in returned:
+                if index <= last_read.get(bottom, -1) <= done and bottom not in self.layer_tops[done] \
+                        and bottom not in returned:
                     values.pop(bottom, None)
+            index = done + 1
         if keep_blobs:
             return values
         return OrderedDict((name, values[name]) for name in returned)
+
+    def _run_fused(self, index, last, values, grad_enabled, keep_blobs):
+        """Runs the fused chain that starts at layer `index` (eigen_depth.fusion) when it may be: fusion on, no
+        gradient needed, the chain within the layers run, and its inner blobs unseen; returns the index of its
+        last layer, or None when the layer is to run alone."""
+        chain = self._fusions.get(index) if self.fuse else None
+        if chain is None or chain.last > last or (keep_blobs and not chain.in_place):
+            return None
+        if grad_enabled and any(self.layer_needs_grad[i] for i in range(chain.first, chain.last + 1)):
+            return None
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return None  # exports keep the layers as written
+        affine = chain.affine()
+        if affine is None:
+            return None
+        with torch.no_grad():
+            values[self.layer_tops[chain.last][0]] = chain(values[self.layer_bottoms[index][0]], affine)
+        return chain.last
 
     def _last_readers(self, first, last):
         """{blob: index of the last layer in [first, last] that reads it}, computed once per range."""

@@ -119,6 +119,13 @@ def add_inference(parser, output_default="depth-refine, else depth", log=True):
     add_output_blob(parser, output_default)
     add_channel_order(parser)
     add_convention(parser, output=log)
+    add_fuse(parser)
+
+
+def add_fuse(parser):
+    parser.add_argument("--no-fuse", dest="fuse", action="store_false",
+                        help="run BatchNorm, Scale and ReLU layers one at a time, in Caffe's order (default: a "
+                             "chain of them runs as one operation, equal up to float32 rounding)")
 
 
 def _image_size(text, order):

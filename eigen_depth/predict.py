@@ -127,7 +127,8 @@ class DepthPredictor:
     depth_m = predictor([rgb])[0]      # rgb: float32 H x W x 3 in [0, 1]; depth_m: float32 H x W
     """
 
-    def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order=None):
+    def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order=None,
+                 fuse=True):
         from .devices import resolve_device
         from .inference import Snapshot, load_model
         for path, what in ((prototxt, "deploy prototxt (--model)"), (weights, "caffemodel (--weights)")):
@@ -136,7 +137,7 @@ class DepthPredictor:
         self.device = resolve_device(device) if isinstance(device, str) else device
         name = os.path.splitext(os.path.basename(weights))[0]
         self.model = load_model(Snapshot(name, os.fspath(weights), os.fspath(prototxt)), self.device,
-                                output_blob, "depth")
+                                output_blob, "depth", fuse=fuse)
         self.log = log
         # the net's convention (eigen_depth.conventions), with what the caller replaces
         self.convention = self.model.convention.overridden(channel_order=channel_order)
@@ -204,6 +205,7 @@ class Options:
     max_depth: float = None           # top of the colour scale in meters; default per image
     device: str = "auto"
     batch_size: int = None
+    fuse: bool = True
     output_blob: str = None
     channel_order: str = None         # None: the net's convention's (eigen_depth.conventions), and so below
     input_mean: tuple = None
@@ -299,7 +301,8 @@ def run(options):
         raise ValueError(f"ply_format must be one of {PLY_FORMATS}")
     inputs = find_inputs(options.inputs)
     plan = plan_outputs(options, inputs)
-    predictor = DepthPredictor(options.model, options.weights, options.device, options.log, options.output_blob)
+    predictor = DepthPredictor(options.model, options.weights, options.device, options.log, options.output_blob,
+                               fuse=options.fuse)
     predictor.convention = predictor.convention.with_options(options)
     batch_size = options.batch_size or default_batch_size(predictor.device)
     if batch_size < 1:

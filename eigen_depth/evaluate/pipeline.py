@@ -37,6 +37,7 @@ class Options:
     log: bool = False
     device: str = "auto"
     batch_size: int = None
+    fuse: bool = True           # BatchNorm / Scale / ReLU chains as one operation (eigen_depth.fusion)
     output_blob: str = None
     channel_order: str = None   # None: the net's convention's (eigen_depth.conventions), and so below
     input_mean: tuple = None
@@ -203,7 +204,7 @@ def run(options):
     batch_size = options.batch_size or default_batch_size(device)
     if batch_size < 1:
         raise DatasetError(f"--batch-size must be at least 1, not {batch_size}")
-    loader = options.loader or ModelLoader()
+    loader = options.loader or ModelLoader(fuse=options.fuse)
     workers = options.workers or max(2, min(8, os.cpu_count() or 2))
 
     out_dir = options.out_dir

@@ -112,6 +112,17 @@ class BatchNorm(Layer):
         top = (rows - mean[:, None]) / torch.sqrt(var + self.eps)[:, None]
         return (top.reshape(x.shape),)
 
+    def channel_affine(self):
+        """With the stored statistics, the layer is y = x * a + b per channel (axis 1): (a, b) as (C,) tensors;
+        None when it normalises by the batch's own statistics."""
+        if not self.use_global_stats:
+            return None
+        mean_blob, var_blob, factor_blob = self.blobs
+        factor = factor_blob[0]
+        inverse = torch.where(factor == 0, torch.zeros_like(factor), 1 / factor)
+        multiplier = 1 / torch.sqrt(var_blob * inverse + self.eps)
+        return multiplier, -(mean_blob * inverse) * multiplier
+
     def fill(self, generator, **options):
         with torch.no_grad():
             for blob in self.blobs:
@@ -179,6 +190,13 @@ class Scale(_Broadcast):
         if self.bias_term:
             top = top + self.broadcast(self.blobs[-1], x.dim())
         return (top,)
+
+    def channel_affine(self):
+        """y = x * a + b per channel (axis 1) as (a, b) (C,) tensors (b None without bias_term); None unless
+        the scale is the layer's own blob of one value per channel."""
+        if not self.learned_scale or self.axis != 1 or self.blobs[0].dim() != 1:
+            return None
+        return self.blobs[0], (self.blobs[1] if self.bias_term else None)
 
     def fill(self, generator, **options):
         sp = self.param.scale_param
