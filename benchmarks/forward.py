@@ -80,6 +80,12 @@ def main():
             return opencv.forward()
 
         ours_s = per_image(ours, batch, args.iterations)
+        unfused_text = ""
+        if net.fusible:  # the same net with every layer run by itself (--no-fuse), in the same run
+            net.fuse = False
+            unfused_s = per_image(ours, batch, args.iterations)
+            net.fuse = True
+            unfused_text = f"; unfused {unfused_s:.4f} s/img, {ours_s / unfused_s:.2f}x"
         cv2_s = per_image(theirs, batch, max(1, args.iterations // 2))
         difference = np.abs(ours().cpu().numpy() - theirs()).max() / np.abs(theirs()).max()
         onnx_text = onnx_note
@@ -87,7 +93,7 @@ def main():
             onnx_s = per_image(lambda: session.run(None, {input_name: x}), batch, args.iterations)
             onnx_text = f"{onnx_s:.4f}"
         print(f"{batch:>5}  {ours_s:>18.4f}  {cv2_s:>14.4f}  {ours_s / cv2_s:>6.2f}  {onnx_text:>18}"
-              f"   (max difference {difference:.1e} of the output's magnitude)")
+              f"   (max difference {difference:.1e} of the output's magnitude{unfused_text})")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
-"""Inference fusion: a chain of per-channel affine layers (BatchNorm with its stored statistics, Scale with
-one value per channel), optionally ended by a ReLU, runs as one multiply-add over the data and one in-place
-activation instead of a pass (and a new tensor) per operation. This is how ResNet and DenseNet prototxts
-spend much of their time on the CPU (Convolution -> BatchNorm -> Scale -> ReLU, or BatchNorm -> Scale ->
-ReLU -> Convolution).
+"""Inference fusion, two rewrites of how a net's layers run that leave their results as Caffe's:
 
-The net applies a chain only where nothing can tell the difference: no gradient is needed, every blob inside
-the chain is read by the next layer alone (or is overwritten in place), and the chain lies wholly inside the
-layers being run. The result equals the layer-by-layer one up to float32 rounding: x * (g / s) + (b - m * g
-/ s) instead of ((x - m) / s) * g + b, as OpenCV's dnn and torch's batch_norm compute it.
-`CaffeNet.fuse = False` (or the tools' --no-fuse) runs every layer separately, in Caffe's order.
+- A chain of per-channel affine layers (BatchNorm with its stored statistics, Scale with one value per
+  channel), optionally ended by a ReLU, runs as one multiply-add over the data and one in-place activation
+  instead of a pass (and a new tensor) per operation. ResNet and DenseNet prototxts spend much of their CPU
+  time there (Convolution -> BatchNorm -> Scale -> ReLU, or BatchNorm -> Scale -> ReLU -> Convolution). The
+  result equals the layer-by-layer one up to float32 rounding: x * (g / s) + (b - m * g / s) instead of
+  ((x - m) / s) * g + b, as OpenCV's dnn and torch's batch_norm compute it.
+- A chain of Concat layers along the channels, each appending to the previous one's output (a DenseNet
+  block), fills one buffer: each Concat copies only its new channels and its top is a view of the filled
+  part. The values are the same bits.
+
+The net applies them only where nothing can tell the difference: no gradient is needed, every blob inside an
+affine chain is read by the next layer alone (or is overwritten in place), and the chain lies wholly inside
+the layers being run. `CaffeNet.fuse = False` (or the tools' --no-fuse) runs every layer separately, in
+Caffe's order.
 """
 import torch
 
@@ -88,3 +93,31 @@ def plan(layers, bottoms, tops, shapes, outputs):
             chains[start] = AffineChain(start, affine, relu, in_place=len(inner) == 1)
         index = max(index, start + 1)
     return chains
+
+
+class ConcatChain:
+    """Concat layers along the channels, each appending to the previous one's output (DenseNet's blocks):
+    one buffer of the last one's size, the first Concat copying both its bottoms and each later one only
+    its new channels, where joining anew copies every earlier channel again."""
+
+    def __init__(self, first, channels):
+        self.first, self.last, self.channels = first, first, channels
+
+
+def plan_concats(layers, bottoms, tops, shapes):
+    """{index of a Concat in a chain: (ConcatChain, channels before its new bottom, channels after)}."""
+    steps, writer = {}, {}
+    for index, layer in enumerate(layers):
+        if layer.type_name == "Concat" and len(bottoms[index]) == 2 and getattr(layer, "axis", None) == 1:
+            first, new = bottoms[index]
+            before, after = shapes[first][1], shapes[tops[index][0]][1]
+            previous = writer.get(first)
+            chain = steps[previous][0] if previous in steps else None
+            if chain is not None and chain.last == previous and first != new:
+                chain.last, chain.channels = index, after
+            else:
+                chain = ConcatChain(index, after)
+            steps[index] = (chain, before, after)
+        for top in tops[index]:
+            writer[top] = index
+    return {index: step for index, step in steps.items() if step[0].last > step[0].first}

@@ -93,8 +93,9 @@ class CaffeNet(nn.Module):
     lacks start from the prototxt's fillers (seeded by `seed`; fill=False leaves zeros, for shape
     inspection). Load more later with copy_from.
     data: the DataSettings its Data / HDF5Data layers read with (default: eigen_depth.data.current()).
-    fuse: run BatchNorm / Scale / ReLU chains as one operation where no gradient is needed (eigen_depth.fusion;
-    equal up to float32 rounding); False runs every layer separately, in Caffe's order. Settable later.
+    fuse: where no gradient is needed, run BatchNorm / Scale / ReLU chains as one operation (equal up to float32
+    rounding) and chains of Concats into one buffer (eigen_depth.fusion); False runs every layer separately,
+    in Caffe's order. Settable later.
     """
 
     def __init__(self, net_param, phase=TEST, level=0, stages=(), input_shapes=None, seed=None,
@@ -171,6 +172,7 @@ class CaffeNet(nn.Module):
         self.output_names = [b for b in shapes if b not in consumed]
         self.loss_weights = [self._loss_weights(layer) for layer in self.layers]
         self._fusions = fusion.plan(self.layers, self.layer_bottoms, self.layer_tops, shapes, self.output_names)
+        self._concats = fusion.plan_concats(self.layers, self.layer_bottoms, self.layer_tops, shapes)
 
     def _phase_hint(self):
         return (f" in the {PHASE_NAMES[self.phase]} phase (is it produced by a layer excluded from this phase?)"
@@ -304,7 +306,7 @@ class CaffeNet(nn.Module):
         returned = self.output_names if end is None else self.layer_tops[last]
         # blob -> the last layer that reads it: dropped after that layer (peak memory)
         last_read = {} if keep_blobs else self._last_readers(first, last)
-        index = first
+        index, buffers = first, {}  # buffers: the Concat chains' (eigen_depth.fusion) of this forward
         while index <= last:
             layer, bottoms, tops = self.layers[index], self.layer_bottoms[index], self.layer_tops[index]
             if layer.type_name == "Input" or (not bottoms and tops and all(t in feed for t in tops)):
@@ -314,7 +316,7 @@ class CaffeNet(nn.Module):
             if missing:
                 raise ShapeError(f"{self.source}: layer '{layer.name}' needs blob(s) {', '.join(missing)}: "
                                  f"feed them when starting at '{start}'")
-            done = self._run_fused(index, last, values, grad_enabled, keep_blobs)
+            done = self._run_fused(index, last, values, grad_enabled, keep_blobs, buffers)
             if done is None:
                 detach = self.layer_detach[index]
                 args = [values[b].detach() if d else values[b] for b, d in zip(bottoms, detach)]
@@ -332,23 +334,53 @@ class CaffeNet(nn.Module):
             return values
         return OrderedDict((name, values[name]) for name in returned)
 
-    def _run_fused(self, index, last, values, grad_enabled, keep_blobs):
+    @property
+    def fusible(self):
+        """Whether the net has chains that `fuse` runs together (eigen_depth.fusion)."""
+        return bool(self._fusions or self._concats)
+
+    def _run_fused(self, index, last, values, grad_enabled, keep_blobs, buffers):
         """Runs the fused chain that starts at layer `index` (eigen_depth.fusion) when it may be: fusion on, no
         gradient needed, the chain within the layers run, and its inner blobs unseen; returns the index of its
         last layer, or None when the layer is to run alone."""
-        chain = self._fusions.get(index) if self.fuse else None
+        if not self.fuse or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return None  # exports keep the layers as written
+        if index in self._concats and not (grad_enabled and self.layer_needs_grad[index]):
+            return self._run_concat(index, values, buffers)
+        chain = self._fusions.get(index)
         if chain is None or chain.last > last or (keep_blobs and not chain.in_place):
             return None
         if grad_enabled and any(self.layer_needs_grad[i] for i in range(chain.first, chain.last + 1)):
             return None
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            return None  # exports keep the layers as written
         affine = chain.affine()
         if affine is None:
             return None
         with torch.no_grad():
             values[self.layer_tops[chain.last][0]] = chain(values[self.layer_bottoms[index][0]], affine)
         return chain.last
+
+    def _run_concat(self, index, values, buffers):
+        """A Concat of a chain (eigen_depth.fusion.plan_concats): its new channels written into the chain's buffer,
+        its top a view of the filled part. Returns index; None when the chain was not begun in this forward (a
+        range starting inside it), so the layer joins its bottoms itself."""
+        chain, before, after = self._concats[index]
+        first, new = (values[name] for name in self.layer_bottoms[index])
+        if index == chain.first:
+            channels_last = first.dim() == 4 and not first.is_contiguous() and \
+                first.is_contiguous(memory_format=torch.channels_last)
+            buffer = torch.empty((first.shape[0], chain.channels) + tuple(first.shape[2:]), dtype=first.dtype,
+                                 device=first.device,
+                                 memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            buffer[:, :before].copy_(first)
+        else:
+            buffer, view = buffers.get(chain, (None, None))
+            if view is not first:
+                return None
+        buffer[:, before:after].copy_(new)
+        view = buffer[:, :after]
+        buffers[chain] = (buffer, view)
+        values[self.layer_tops[index][0]] = view
+        return index
 
     def _last_readers(self, first, last):
         """{blob: index of the last layer in [first, last] that reads it}, computed once per range."""

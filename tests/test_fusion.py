@@ -198,3 +198,63 @@ def test_the_commands_fuse_unless_told_not_to(tmp_path, monkeypatch, command, fu
                 "--out", tmp_path / "out", "--no-progress"]
     assert cli.main([str(arg) for arg in argv + no_fuse]) == 0
     assert bool(calls) == fuse
+
+
+# Concat chains (DenseNet's blocks): one buffer -------------------------------------------------------------------
+def concat_net(extra="", head=""):
+    text = head + "".join(f'layer {{ name: "{n}" type: "Input" top: "{n}" input_param {{ shape {{ dim: 2 dim: {c} dim: 3 '
+                   f'dim: 4 }} }} }}\n' for n, c in (("a", 2), ("b", 1), ("c", 3), ("d", 2)))
+    text += ('layer { name: "ab" type: "Concat" bottom: "a" bottom: "b" top: "ab" }\n'
+             'layer { name: "abc" type: "Concat" bottom: "ab" bottom: "c" top: "abc" }\n'
+             'layer { name: "abcd" type: "Concat" bottom: "abc" bottom: "d" top: "abcd" }\n') + extra
+    return CaffeNet(parse_text(schema.NetParameter, text))
+
+
+def concat_inputs(channels_last=False):
+    rng = np.random.default_rng(2)
+    feed = {n: torch.from_numpy(rng.normal(0, 1, (2, c, 3, 4)).astype(np.float32))
+            for n, c in (("a", 2), ("b", 1), ("c", 3), ("d", 2))}
+    if channels_last:
+        feed = {n: t.contiguous(memory_format=torch.channels_last) for n, t in feed.items()}
+    return feed
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_chain_of_concats_fills_one_buffer_and_earlier_blobs_keep_their_values(channels_last):
+    # "ab" is read again after the chain has grown past it
+    net = concat_net('layer { name: "late" type: "ReLU" bottom: "ab" top: "late" }\n')
+    feed = concat_inputs(channels_last)
+    x = {n: t.numpy() for n, t in feed.items()}
+    with torch.no_grad():
+        blobs = net(feed, keep_blobs=True)
+    np.testing.assert_array_equal(blobs["abcd"].numpy(), np.concatenate([x["a"], x["b"], x["c"], x["d"]], axis=1))
+    np.testing.assert_array_equal(blobs["abc"].numpy(), np.concatenate([x["a"], x["b"], x["c"]], axis=1))
+    np.testing.assert_array_equal(blobs["late"].numpy(), np.maximum(np.concatenate([x["a"], x["b"]], axis=1), 0))
+    assert blobs["ab"].data_ptr() == blobs["abcd"].data_ptr()  # one buffer, not a copy per Concat
+
+
+def test_two_concats_extending_the_same_blob_do_not_share_a_buffer():
+    net = concat_net('layer { name: "abd" type: "Concat" bottom: "ab" bottom: "d" top: "abd" }\n')
+    feed = concat_inputs()
+    x = {n: t.numpy() for n, t in feed.items()}
+    with torch.no_grad():
+        blobs = net(feed)
+    np.testing.assert_array_equal(blobs["abcd"].numpy(), np.concatenate([x["a"], x["b"], x["c"], x["d"]], axis=1))
+    np.testing.assert_array_equal(blobs["abd"].numpy(), np.concatenate([x["a"], x["b"], x["d"]], axis=1))
+
+
+def test_a_range_starting_inside_a_concat_chain_and_gradients():
+    net = concat_net()
+    feed = concat_inputs()
+    x = {n: t.numpy() for n, t in feed.items()}
+    with torch.no_grad():
+        out = net({"abc": np.concatenate([x["a"], x["b"], x["c"]], axis=1), "d": x["d"]}, start="abcd")["abcd"]
+    np.testing.assert_array_equal(out.numpy(), np.concatenate([x["a"], x["b"], x["c"], x["d"]], axis=1))
+    net = concat_net(head="force_backward: true\n")
+    leaves = {n: t.clone().requires_grad_(True) for n, t in feed.items()}
+    weights = torch.arange(8 * 12, dtype=torch.float32).reshape(1, 8, 3, 4)
+    (net(leaves)["abcd"] * weights).sum().backward()
+    bounds = {"a": (0, 2), "b": (2, 3), "c": (3, 6), "d": (6, 8)}
+    for name, (lo, hi) in bounds.items():   # d (sum w * concat) / d input = the weights of its channels
+        np.testing.assert_array_equal(leaves[name].grad.numpy(), np.broadcast_to(weights[:, lo:hi].numpy(),
+                                                                                 (2, hi - lo, 3, 4)))
