@@ -15,7 +15,8 @@ EPS = 1e-5
 
 
 def make_net(layers, phase="TEST", fuse=True, shape=SHAPE):
-    text = f'name: "f" layer {{ name: "x" type: "Input" top: "x" input_param {{ shape {{ {" ".join(f"dim: {d}" for d in shape)} }} }} }}\n'
+    dims = " ".join(f"dim: {d}" for d in shape)
+    text = f'name: "f" layer {{ name: "x" type: "Input" top: "x" input_param {{ shape {{ {dims} }} }} }}\n'
     net = CaffeNet(parse_text(schema.NetParameter, text + layers), phase=phase, fuse=fuse)
     rng = np.random.default_rng(0)
     channels = shape[1]
@@ -202,8 +203,8 @@ def test_the_commands_fuse_unless_told_not_to(tmp_path, monkeypatch, command, fu
 
 # Concat chains (DenseNet's blocks): one buffer -------------------------------------------------------------------
 def concat_net(extra="", head=""):
-    text = head + "".join(f'layer {{ name: "{n}" type: "Input" top: "{n}" input_param {{ shape {{ dim: 2 dim: {c} dim: 3 '
-                   f'dim: 4 }} }} }}\n' for n, c in (("a", 2), ("b", 1), ("c", 3), ("d", 2)))
+    text = head + "".join(f'layer {{ name: "{n}" type: "Input" top: "{n}" input_param {{ shape {{ dim: 2 '
+                          f'dim: {c} dim: 3 dim: 4 }} }} }}\n' for n, c in (("a", 2), ("b", 1), ("c", 3), ("d", 2)))
     text += ('layer { name: "ab" type: "Concat" bottom: "a" bottom: "b" top: "ab" }\n'
              'layer { name: "abc" type: "Concat" bottom: "ab" bottom: "c" top: "abc" }\n'
              'layer { name: "abcd" type: "Concat" bottom: "abc" bottom: "d" top: "abcd" }\n') + extra

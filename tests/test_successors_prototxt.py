@@ -225,3 +225,34 @@ def test_densedepth_training_net_reads_the_sized_databases_and_has_the_densedept
     solver = read_solver(os.path.join(DENSEDEPTH, "solver.prototxt"))
     assert solver.net == "net_train.prototxt" and solver.type == "Adam" and solver.base_lr == pytest.approx(1e-4)
     assert solver.lr_policy == "fixed" and solver.weight_decay == 0
+
+
+@pytest.mark.parametrize("family, color_size, depth_size", [("fcrn", (304, 228), (160, 128)),
+                                                             ("densedepth", (640, 480), (320, 240))])
+def test_each_training_net_reads_make_lmdbs_databases_at_its_sizes(tmp_path, family, color_size, depth_size):
+    """make_lmdb --color-size/--depth-sizes at the family's sizes, read by the family's training prototxt: the
+    colour arrives as BGR with the family's transform (FCRN: minus 104/117/123; DenseDepth: x 0.00392157) and a
+    depth pixel of 102 as 102 x 0.0392157 = 4.0 m (DenseDepth's Power layer, tested above, makes it 10 m / d)."""
+    from eigen_depth.data.paired_lmdb import make_lmdb
+    from eigen_depth.data.settings import DataSettings
+    pairs = tmp_path / "train"
+    os.makedirs(pairs)
+    bgr = np.random.default_rng(3).integers(0, 256, (color_size[1], color_size[0], 3), dtype=np.uint8)
+    cv2.imwrite(str(pairs / "a_colors.png"), bgr)
+    cv2.imwrite(str(pairs / "a_depth.png"), np.full((color_size[1], color_size[0]), 102, np.uint8))
+    make_lmdb(pairs, tmp_path / "db", color_size=color_size, depth_sizes=[depth_size], shuffle=False, workers=1,
+              progress=False, log=lambda *a: None)
+    net = CaffeNet(os.path.join(PROTOTXT_ROOT, family, "net_train.prototxt"), phase="TRAIN", fill=False,
+                   data=DataSettings(root=str(tmp_path / "db"), workers=0))
+    depth_layer = next(layer.name for layer, tops in zip(net.layers, net.layer_tops) if "depth-gt" in tops)
+    with torch.no_grad():  # the two Data layers only
+        blobs = net({}, end=depth_layer, keep_blobs=True)
+    pixels = bgr.transpose(2, 0, 1).astype(np.float32)
+    expected = (pixels - np.array([104, 117, 123], np.float32)[:, None, None] if family == "fcrn"
+                else pixels * np.float32(0.00392157))
+    assert blobs["X"].shape[2:] == (color_size[1], color_size[0])
+    for image in blobs["X"].numpy():  # one record, repeated to fill the batch as Caffe's cursor wraps around
+        np.testing.assert_allclose(image, expected, rtol=1e-6, atol=1e-6)
+    depth = blobs["depth-gt"].numpy()
+    assert depth.shape[2:] == (depth_size[1], depth_size[0])
+    np.testing.assert_allclose(depth, 102 * 0.0392157, rtol=1e-6)
