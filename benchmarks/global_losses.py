@@ -51,6 +51,30 @@ def curve(variant, snaps, heldout, out):
     return sorted((int(name.split("_iter_")[1]), float(values["MVN"])) for name, values in results.items())
 
 
+def paired_differences(out, curves, reference="norm"):
+    """{variant: (mean, standard error, rooms)} of (variant's MVN error - reference's) room by room at the last
+    snapshot, from the evaluator's per-image metrics: how far apart two losses are beyond the rooms' spread.
+    (One training run per loss: the spread between training runs is not in it.)"""
+    import csv
+
+    import numpy as np
+
+    def per_room(variant):
+        iteration = curves[variant][-1][0]
+        with open(os.path.join(out, "eval", variant, f"_iter_{iteration}", "metrics.csv"), newline="") as handle:
+            return {row["image"]: float(row["MVN"]) for row in csv.DictReader(handle)}
+
+    base = per_room(reference)
+    result = {}
+    for variant in curves:
+        if variant != reference:
+            other = per_room(variant)
+            difference = np.array([other[room] - base[room] for room in base])
+            result[variant] = (float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference))),
+                               len(difference))
+    return result
+
+
 def plot(curves, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -92,9 +116,14 @@ def main(argv=None):
         snaps, minutes[variant] = train(variant, args.data, args.out, args.iters_each, args.points, log)
         curves[variant] = curve(variant, snaps, heldout, os.path.join(args.out, "eval", variant))
         log(f"{variant}: " + ", ".join(f"{it}: {mvn:.3f}" for it, mvn in curves[variant]))
+    paired = paired_differences(args.out, curves)
+    for variant, (mean, error, rooms) in paired.items():
+        log(f"{variant} - norm at the last snapshot, room by room: {mean:+.3f} +- {error:.3f} (standard error, "
+            f"{rooms} rooms)")
     with open(os.path.join(args.out, "global_losses.json"), "w") as handle:
-        json.dump({"iterations_each": args.iters_each, "training_minutes": minutes, "curves": curves}, handle,
-                  indent=2)
+        json.dump({"iterations_each": args.iters_each, "training_minutes": minutes, "curves": curves,
+                   "minus_norm_at_last": {v: {"mean": m, "standard_error": e, "rooms": n}
+                                          for v, (m, e, n) in paired.items()}}, handle, indent=2)
     plot(curves, os.path.join(args.out, "global_losses.png"))
     final = sorted(curves, key=lambda v: curves[v][-1][1])
     log("final held-out MVN error: " + ", ".join(f"{v} {curves[v][-1][1]:.3f}" for v in final))

@@ -2,8 +2,8 @@
 
 - A chain of per-channel affine layers (BatchNorm with its stored statistics, Scale with one value per
   channel), optionally ended by a ReLU, runs as one multiply-add over the data and one in-place activation
-  instead of a pass (and a new tensor) per operation. ResNet and DenseNet prototxts spend much of their CPU
-  time there (Convolution -> BatchNorm -> Scale -> ReLU, or BatchNorm -> Scale -> ReLU -> Convolution). The
+  instead of a pass (and a new tensor) per operation (ResNet's Convolution -> BatchNorm -> Scale -> ReLU,
+  DenseNet's BatchNorm -> Scale -> ReLU -> Convolution). The
   result equals the layer-by-layer one up to float32 rounding: x * (g / s) + (b - m * g / s) instead of
   ((x - m) / s) * g + b, as OpenCV's dnn and torch's batch_norm compute it.
 - A chain of Concat layers along the channels, each appending to the previous one's output (a DenseNet
