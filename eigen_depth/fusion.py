@@ -3,9 +3,9 @@
 - A chain of per-channel affine layers (BatchNorm with its stored statistics, Scale with one value per
   channel), optionally ended by a ReLU, runs as one multiply-add over the data and one in-place activation
   instead of a pass (and a new tensor) per operation (ResNet's Convolution -> BatchNorm -> Scale -> ReLU,
-  DenseNet's BatchNorm -> Scale -> ReLU -> Convolution). The
-  result equals the layer-by-layer one up to float32 rounding: x * (g / s) + (b - m * g / s) instead of
-  ((x - m) / s) * g + b, as OpenCV's dnn and torch's batch_norm compute it.
+  DenseNet's BatchNorm -> Scale -> ReLU -> Convolution). The result equals the layer-by-layer one up to
+  float32 rounding: x * (g / s) + (b - m * g / s) instead of ((x - m) / s) * g + b, as OpenCV's dnn and
+  torch's batch_norm compute it.
 - A chain of Concat layers along the channels, each appending to the previous one's output (a DenseNet
   block), fills one buffer: each Concat copies only its new channels and its top is a view of the filled
   part. The values are the same bits.
