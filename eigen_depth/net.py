@@ -346,7 +346,8 @@ class CaffeNet(nn.Module):
         if not self.fuse or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             return None  # exports keep the layers as written
         if index in self._concats and not (grad_enabled and self.layer_needs_grad[index]):
-            return self._run_concat(index, values, buffers)
+            with torch.no_grad():  # as the layer itself would run: no gradient
+                return self._run_concat(index, values, buffers)
         chain = self._fusions.get(index)
         if chain is None or chain.last > last or (keep_blobs and not chain.in_place):
             return None

@@ -259,3 +259,12 @@ def test_a_range_starting_inside_a_concat_chain_and_gradients():
     for name, (lo, hi) in bounds.items():   # d (sum w * concat) / d input = the weights of its channels
         np.testing.assert_array_equal(leaves[name].grad.numpy(), np.broadcast_to(weights[:, lo:hi].numpy(),
                                                                                  (2, hi - lo, 3, 4)))
+
+
+def test_inputs_that_require_grad_in_a_net_that_needs_none_give_plain_values():
+    # without force_backward nothing in this net needs a gradient: its layers run without one, fused or not
+    net = concat_net()
+    feed = {n: t.clone().requires_grad_(True) for n, t in concat_inputs().items()}
+    out = net(feed)["abcd"]
+    assert not out.requires_grad
+    np.testing.assert_array_equal(out.numpy(), np.concatenate([feed[n].detach().numpy() for n in "abcd"], axis=1))
