@@ -34,6 +34,8 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--batches", default="1,16")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="run ours in the channels-last layout the evaluator and predict use (default NCHW)")
     args = parser.parse_args()
 
     import cv2
@@ -45,6 +47,8 @@ def main():
     weights = os.path.join(folder, "random.caffemodel")
     write_random_caffemodel(args.model, weights, seed=3)
     net = CaffeNet(args.model, weights=weights).to(args.device)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    net.to(memory_format=layout)
     input_name = net.input_names[0]
     output = net.output_names[0]
     opencv = cv2.dnn.readNetFromCaffe(args.model, weights)
@@ -61,12 +65,13 @@ def main():
         onnx_note = f"n/a ({type(error).__name__}: {str(error).splitlines()[0][:60]})"
 
     print(f"model: {os.path.relpath(args.model, ROOT)}; torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads, device {args.device}; OpenCV {cv2.__version__}")
+          f"threads, device {args.device}, {'channels-last' if args.channels_last else 'NCHW'}; "
+          f"OpenCV {cv2.__version__}")
     print(f"{'batch':>5}  {'eigen_depth s/img':>18}  {'cv2.dnn s/img':>14}  {'ratio':>6}  {'onnxruntime s/img':>18}")
     for batch in [int(b) for b in args.batches.split(",")]:
         x = np.random.default_rng(batch).uniform(-127, 128, (batch,) + tuple(net.blob_shapes[input_name][1:]))
         x = x.astype(np.float32)
-        x_device = torch.from_numpy(x).to(args.device)
+        x_device = torch.from_numpy(x).to(args.device).contiguous(memory_format=layout)
 
         def ours():
             with torch.no_grad():
