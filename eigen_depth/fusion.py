@@ -21,28 +21,20 @@ AFFINE_TYPES = ("BatchNorm", "Scale")
 
 
 class AffineChain:
-    """Layers first..last of a net: affine layers, then possibly a ReLU."""
+    """Layers first..last of a net: per-channel affine layers, the last possibly a ReLU."""
 
-    def __init__(self, first, layers, relu, in_place):
-        self.first, self.layers, self.relu = first, layers, relu
-        self.last = first + len(layers) + (relu is not None) - 1
+    def __init__(self, first, layers, in_place):
+        self.first, self.last = first, first + len(layers) - 1
+        self.relu = layers[-1] if layers[-1].type_name == "ReLU" else None
+        self.affine_layers = layers[:-1] if self.relu is not None else layers
         self.in_place = in_place  # every top of the chain has one name: nothing outside sees the steps
 
-    def affine(self):
-        """The chain's (a, b): y = x * a + b per channel; None when a layer is not affine right now
-        (a BatchNorm using the batch's statistics)."""
-        a = b = None
-        for layer in self.layers:
-            step = layer.channel_affine()
-            if step is None:
-                return None
-            scale, shift = step
+    def __call__(self, x):
+        a = b = None  # the chain as y = x * a + b per channel, from its layers' current blobs
+        for layer in self.affine_layers:
+            scale, shift = layer.channel_affine()
             a = scale if a is None else a * scale
             b = shift if b is None else (b * scale if shift is None else torch.addcmul(shift, b, scale))
-        return a, b
-
-    def __call__(self, x, affine):
-        a, b = affine
         shape = (-1,) + (1,) * (x.dim() - 2)
         y = x * a.view(shape) if b is None else torch.addcmul(b.view(shape), x, a.view(shape))
         if self.relu is not None:
@@ -56,41 +48,40 @@ class AffineChain:
 def plan(layers, bottoms, tops, shapes, outputs):
     """{index of a chain's first layer: AffineChain} for the net's layers (the lists of its bottoms and tops);
     shapes: {blob: shape}; outputs: the net's output blobs."""
-    writers = {}
-    for index, names in enumerate(tops):
-        for name in names:
+    writers, readers = {}, {}
+    for index, (ins, outs) in enumerate(zip(bottoms, tops)):
+        for name in ins:
+            readers.setdefault(name, []).append(index)
+        for name in outs:
             writers.setdefault(name, []).append(index)
 
-    def only_reader(blob, writer, reader):
-        """Whether the value `writer` gives `blob` is read by `reader` alone (and is not a net output)."""
-        later = [w for w in writers[blob] if w > writer]
-        until = later[0] if later else len(layers) - 1
-        readers = [i for i in range(writer + 1, until + 1) if blob in bottoms[i]]
-        return readers == [reader] and (bool(later) or blob not in outputs)
-
     def links(index):
-        """Whether layer index + 1 takes layer index's only top as its only bottom, unseen by others."""
+        """Whether layer index + 1 takes layer index's only top as its only bottom, and that value (until the
+        next layer that writes the name) is read by nothing else and is not a net output."""
         nxt = index + 1
-        return (nxt < len(layers) and len(tops[index]) == 1 and bottoms[nxt] == tops[index]
-                and len(tops[nxt]) == 1 and only_reader(tops[index][0], index, nxt))
+        if not (nxt < len(layers) and len(tops[index]) == 1 and bottoms[nxt] == tops[index] and len(tops[nxt]) == 1):
+            return False
+        blob = tops[index][0]
+        later = [w for w in writers[blob] if w > index]
+        until = later[0] if later else len(layers) - 1
+        return ([i for i in readers[blob] if index < i <= until] == [nxt]) and (bool(later) or blob not in outputs)
+
+    def affine(index):  # static: BatchNorm's use_global_stats and Scale's form are fixed by set-up
+        return (layers[index].type_name in AFFINE_TYPES and len(bottoms[index]) == 1
+                and len(shapes[bottoms[index][0]]) >= 2 and layers[index].channel_affine() is not None)
 
     chains, index = {}, 0
     while index < len(layers):
         start = index
-        while (layers[index].type_name in AFFINE_TYPES and len(bottoms[index]) == 1
-               and len(shapes[bottoms[index][0]]) >= 2 and layers[index].channel_affine() is not None
-               and (index == start or links(index - 1))):
+        if affine(index):
             index += 1
-            if index == len(layers):
-                break
-        affine = layers[start:index]
-        relu = None
-        if affine and index < len(layers) and layers[index].type_name == "ReLU" and links(index - 1):
-            relu = layers[index]
-            index += 1
-        if len(affine) + (relu is not None) >= 2:
+            while index < len(layers) and affine(index) and links(index - 1):
+                index += 1
+            if index < len(layers) and layers[index].type_name == "ReLU" and links(index - 1):
+                index += 1
+        if index - start >= 2:
             inner = {name for i in range(start, index) for name in tops[i] + (bottoms[i] if i > start else [])}
-            chains[start] = AffineChain(start, affine, relu, in_place=len(inner) == 1)
+            chains[start] = AffineChain(start, layers[start:index], in_place=len(inner) == 1)
         index = max(index, start + 1)
     return chains
 

@@ -353,11 +353,8 @@ class CaffeNet(nn.Module):
             return None
         if grad_enabled and any(self.layer_needs_grad[i] for i in range(chain.first, chain.last + 1)):
             return None
-        affine = chain.affine()
-        if affine is None:
-            return None
         with torch.no_grad():
-            values[self.layer_tops[chain.last][0]] = chain(values[self.layer_bottoms[index][0]], affine)
+            values[self.layer_tops[chain.last][0]] = chain(values[self.layer_bottoms[index][0]])
         return chain.last
 
     def _run_concat(self, index, values, buffers):

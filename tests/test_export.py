@@ -1,7 +1,8 @@
-"""ONNX export: every deploy net in eigen_depth/prototxt/ (one of each group of identical ones) exports, passes onnx.checker and runs in onnxruntime with our
-numbers (max |difference| <= 1e-4 of the output's largest magnitude, random weights and input); the batch
-axis can be made symbolic; the graph's inputs and outputs carry the Caffe blob names; MVN keeps Caffe's eps
-outside the square root; errors are one line with exit status 2; the .onnx file is written atomically."""
+"""ONNX export: every deploy net in eigen_depth/prototxt/ (one of each group of identical ones) exports, passes
+onnx.checker and runs in onnxruntime with our numbers (max |difference| <= 1e-4 of the output's largest magnitude,
+random weights and input); the batch axis can be made symbolic; the graph's inputs and outputs carry the Caffe
+blob names; MVN keeps Caffe's eps outside the square root; errors are one line with exit status 2; the .onnx file
+is written atomically."""
 import os
 
 import numpy as np

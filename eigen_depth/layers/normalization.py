@@ -100,11 +100,8 @@ class BatchNorm(Layer):
 
     def forward(self, x):
         rows = x.reshape(x.shape[0], self.channels, -1)
-        mean_blob, var_blob, factor_blob = self.blobs
         if self.use_global_stats:
-            factor = factor_blob[0]
-            inverse = torch.where(factor == 0, torch.zeros_like(factor), 1 / factor)
-            mean, var = mean_blob * inverse, var_blob * inverse
+            mean, var = self._stored_statistics()
         else:
             mean = rows.mean(dim=(0, 2))
             var = (rows - mean[:, None]).pow(2).mean(dim=(0, 2))
@@ -117,11 +114,16 @@ class BatchNorm(Layer):
         None when it normalises by the batch's own statistics."""
         if not self.use_global_stats:
             return None
+        mean, var = self._stored_statistics()
+        multiplier = 1 / torch.sqrt(var + self.eps)
+        return multiplier, -mean * multiplier
+
+    def _stored_statistics(self):
+        """(mean, variance): the blobs divided by the scale factor (a factor of 0 gives 0)."""
         mean_blob, var_blob, factor_blob = self.blobs
         factor = factor_blob[0]
         inverse = torch.where(factor == 0, torch.zeros_like(factor), 1 / factor)
-        multiplier = 1 / torch.sqrt(var_blob * inverse + self.eps)
-        return multiplier, -(mean_blob * inverse) * multiplier
+        return mean_blob * inverse, var_blob * inverse
 
     def fill(self, generator, **options):
         with torch.no_grad():
