@@ -14,6 +14,8 @@ Snapshot: the thesis's final network (refining, norm_abs) with random weights, i
 output is near 3 m; images: 420x320 windows (and their mirror images) of the Middlebury pair in scikit-image.
 Per-image times are whole-run wall times (model loading included) divided by the number of images; the
 pipelines alternate and each one's best run counts. Goal: ours >= 2x faster, ten metrics within 1e-5 relative.
+Also timed in each round: ours with --no-images, and our net alone (the evaluator's model and batch size on the
+same images, loading not counted): goal ours <= 1.2x the net alone.
 """
 import argparse
 import contextlib
@@ -93,15 +95,38 @@ def reference_run(input_dir, out_dir, snaps_dir):
 
 
 # ---------------------------------------------------------------------------------------------- ours
-def ours_run(input_dir, out_dir, snaps_dir, batch_size, device):
+def ours_run(input_dir, out_dir, snaps_dir, batch_size, device, write_images=True):
     from eigen_depth import evaluate
     options = evaluate.Options(tool="test_depth", input_dir=input_dir, gt_dir=input_dir, out_dir=out_dir,
-                               snaps_dir=snaps_dir, progress=False, batch_size=batch_size, device=device)
+                               snaps_dir=snaps_dir, progress=False, batch_size=batch_size, device=device,
+                               write_images=write_images)
     with contextlib.redirect_stdout(io.StringIO()):
         outcome = evaluate.run(options)
     if outcome.skipped:
         raise SystemExit(f"the evaluator skipped {outcome.skipped}")
     return {name: np.array([values[t] for t in TITLES]) for name, values in outcome.results.items()}
+
+
+def forward_alone(input_dir, snaps_dir, batch_size, device):
+    """Seconds of the evaluator's net alone over the same images at the same batch size: the model as the
+    evaluator loads it (loading not counted, its first calls are), the batches prepared beforehand."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eigen_depth.conventions import THESIS
+    from eigen_depth.devices import default_batch_size, resolve_device
+    from eigen_depth.evaluate.discovery import find_pairs, find_snapshots
+    from eigen_depth.evaluate.source import ImageSource
+    from eigen_depth.inference import ModelLoader
+    device = resolve_device(device)
+    snapshot = find_snapshots(snaps_dir, None)[0]
+    model = ModelLoader()(snapshot, device, None, "depth")
+    with ThreadPoolExecutor(2) as pool:
+        source = ImageSource(find_pairs(input_dir, input_dir, "png8"), "depth", pool, encode=False, cache_bytes=0)
+        batches = list(source.batches(*model.input_size, batch_size or default_batch_size(device), THESIS))
+    start = time.perf_counter()
+    for batch in batches:
+        model.predict(batch.inputs)
+    return time.perf_counter() - start
 
 
 def report_memory(images, snaps, folder, device):
@@ -146,7 +171,7 @@ def main():
     make_snapshot(snaps, args.net)
     count = args.images
 
-    times = {"reference": [], "ours": []}
+    times = {"reference": [], "ours": [], "ours_no_images": [], "forward": []}
     reference = ours = stages = None
     for _ in range(args.repeat):
         start = time.perf_counter()
@@ -157,6 +182,10 @@ def main():
         start = time.perf_counter()
         ours = ours_run(images, os.path.join(folder, "out_ours"), snaps, args.batch_size, args.device)
         times["ours"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ours_run(images, os.path.join(folder, "out_ours_no_images"), snaps, args.batch_size, args.device, False)
+        times["ours_no_images"].append(time.perf_counter() - start)
+        times["forward"].append(forward_alone(images, snaps, args.batch_size, args.device))
 
     best = {k: min(v) / count * 1000 for k, v in times.items()}
     print(f"{count} images 420x320, net {args.net}; torch {torch.__version__} on {args.device} "
@@ -166,8 +195,13 @@ def main():
     for stage, seconds in stages.items():
         print(f"{'    ' + stage:<58}{seconds / count * 1000:>12.1f}")
     print(f"{'ours (eigen_depth.evaluate, defaults)':<58}{best['ours']:>12.1f}")
+    print(f"{'ours without images (--no-images)':<58}{best['ours_no_images']:>12.1f}")
+    print(f"{'our net alone (same model, batches and batch size)':<58}{best['forward']:>12.1f}")
     ratio = best["reference"] / best["ours"]
     print(f"speed-up: {ratio:.2f}x (goal >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
+    bound = best["ours"] / best["forward"]
+    print(f"ours / net alone: {bound:.2f}x (goal <= 1.2x: {'met' if bound <= 1.2 else 'NOT met'}); without images "
+          f"{best['ours_no_images'] / best['forward']:.2f}x")
     worst = 0.0
     for snap, expected in reference.items():
         got = ours[snap]

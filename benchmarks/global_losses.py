@@ -8,7 +8,7 @@ against iteration. Counting iterations rather than minutes keeps the comparison 
 
 The data are benchmarks/learning.py's (run it first, or give its --out folder): its LMDBs and held-out rooms.
 
-    python benchmarks/global_losses.py --data learning/data --out global_losses [--iters-each 200]
+    python benchmarks/global_losses.py --data learning/data --out global_losses [--iters-each 200] [--losses norm]
 """
 import argparse
 import contextlib
@@ -85,7 +85,7 @@ def plot(curves, path):
     axes.axhline(1.0, color="gray", linestyle="--", linewidth=1, label="constant map")
     axes.set_xlabel("iteration (batch 16)")
     axes.set_ylabel("held-out MVN error")
-    axes.set_title("Global net from fillers, four losses, CPU recipe: held-out rooms")
+    axes.set_title("Global net from fillers, CPU recipe: held-out MVN error by loss")
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -99,9 +99,15 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--iters-each", type=int, default=200, help="training iterations of each variant")
     parser.add_argument("--points", type=int, default=5, help="snapshots (curve points) per run")
+    parser.add_argument("--losses", default=",".join(VARIANTS),
+                        help="comma-separated losses to train (default: all four); one alone gives a longer curve")
     args = parser.parse_args(argv)
     if args.iters_each < 1 or args.points < 1:
         parser.error("--iters-each and --points must be positive")
+    variants = [v for v in args.losses.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        parser.error(f"--losses: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}")
     sets = RoomSets(args.data)
     heldout = sets.heldout
     for needed in (sets.lmdb, heldout):
@@ -112,11 +118,11 @@ def main(argv=None):
         print(text, flush=True)
 
     curves, minutes = {}, {}
-    for variant in VARIANTS:
+    for variant in variants:
         snaps, minutes[variant] = train(variant, args.data, args.out, args.iters_each, args.points, log)
         curves[variant] = curve(variant, snaps, heldout, os.path.join(args.out, "eval", variant))
         log(f"{variant}: " + ", ".join(f"{it}: {mvn:.3f}" for it, mvn in curves[variant]))
-    paired = paired_differences(args.out, curves)
+    paired = paired_differences(args.out, curves) if "norm" in curves else {}
     for variant, (mean, error, rooms) in paired.items():
         log(f"{variant} - norm at the last snapshot, room by room: {mean:+.3f} +- {error:.3f} (standard error, "
             f"{rooms} rooms)")
