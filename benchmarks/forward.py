@@ -3,7 +3,10 @@ any other, at its own input size) on random weights: eigen_depth
 against OpenCV's Caffe runtime (cv2.dnn) and, when it is installed, onnxruntime on our ONNX export,
 side by side in one run, at batch 1 and batch 16.
 
-    python benchmarks/forward.py [--iterations 10] [--device cpu|cuda] [--model P]
+    python benchmarks/forward.py [--iterations 10] [--device cpu|cuda] [--model P] [--layout auto|nhwc|nchw]
+
+Ours runs with the evaluator's default layout (--layout auto: each convolution in the layout it ran faster in
+over two tuning calls, eigen_depth.layout); with auto it is also timed all-NHWC and all-NCHW in the same run.
 
 Goals on CPU: batch-1 forward <= 0.7x OpenCV's time; batch-16 per image <= 0.6x OpenCV's.
 """
@@ -34,21 +37,20 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--batches", default="1,16")
-    parser.add_argument("--channels-last", action="store_true",
-                        help="run ours in the channels-last layout the evaluator and predict use (default NCHW)")
+    parser.add_argument("--layout", choices=("auto", "nhwc", "nchw"), default="auto",
+                        help="our convolutions' memory layout (default auto, as the evaluator and predict)")
     args = parser.parse_args()
 
     import cv2
     import torch
+    from eigen_depth import layout as layouts
     from eigen_depth.net import CaffeNet
     from eigen_depth.testing import write_random_caffemodel
 
     folder = tempfile.mkdtemp(prefix="eigen_depth_forward_")
     weights = os.path.join(folder, "random.caffemodel")
     write_random_caffemodel(args.model, weights, seed=3)
-    net = CaffeNet(args.model, weights=weights).to(args.device)
-    layout = torch.channels_last if args.channels_last else torch.contiguous_format
-    net.to(memory_format=layout)
+    net = CaffeNet(args.model, weights=weights).to(args.device).eval()
     input_name = net.input_names[0]
     output = net.output_names[0]
     opencv = cv2.dnn.readNetFromCaffe(args.model, weights)
@@ -65,13 +67,13 @@ def main():
         onnx_note = f"n/a ({type(error).__name__}: {str(error).splitlines()[0][:60]})"
 
     print(f"model: {os.path.relpath(args.model, ROOT)}; torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads, device {args.device}, {'channels-last' if args.channels_last else 'NCHW'}; "
+          f"threads, device {args.device}, layout {args.layout}; "
           f"OpenCV {cv2.__version__}")
     print(f"{'batch':>5}  {'eigen_depth s/img':>18}  {'cv2.dnn s/img':>14}  {'ratio':>6}  {'onnxruntime s/img':>18}")
     for batch in [int(b) for b in args.batches.split(",")]:
         x = np.random.default_rng(batch).uniform(-127, 128, (batch,) + tuple(net.blob_shapes[input_name][1:]))
         x = x.astype(np.float32)
-        x_device = torch.from_numpy(x).to(args.device).contiguous(memory_format=layout)
+        x_device = torch.from_numpy(x).to(args.device)
 
         def ours():
             with torch.no_grad():
@@ -79,6 +81,23 @@ def main():
             if result.is_cuda:
                 torch.cuda.synchronize()
             return result
+
+        layout_text = ""
+        if args.layout == "auto":  # the fixed layouts first, then the tuned one (its two tuning calls timed apart)
+            fixed = {}
+            for name in ("nhwc", "nchw"):
+                layouts.apply(net, name)
+                fixed[name] = per_image(ours, batch, args.iterations)
+            tuner = layouts.LayoutTuner(net)
+            start = time.perf_counter()
+            for _ in range(2):
+                tuner.run(ours, batch)
+            tuning = time.perf_counter() - start
+            chosen = list(tuner.choice.values())
+            layout_text = (f"; tuned {chosen.count('nchw')} of {len(chosen)} convolutions NCHW in 2 calls, "
+                           f"{tuning:.2f} s; all-NHWC {fixed['nhwc']:.4f} s/img, all-NCHW {fixed['nchw']:.4f}")
+        else:
+            layouts.apply(net, args.layout)
 
         def theirs():
             opencv.setInput(x)
@@ -98,7 +117,7 @@ def main():
             onnx_s = per_image(lambda: session.run(None, {input_name: x}), batch, args.iterations)
             onnx_text = f"{onnx_s:.4f}"
         print(f"{batch:>5}  {ours_s:>18.4f}  {cv2_s:>14.4f}  {ours_s / cv2_s:>6.2f}  {onnx_text:>18}"
-              f"   (max difference {difference:.1e} of the output's magnitude{unfused_text})")
+              f"   (max difference {difference:.1e} of the output's magnitude{unfused_text}{layout_text})")
 
 
 if __name__ == "__main__":

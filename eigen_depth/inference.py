@@ -38,8 +38,9 @@ class Model:
     """A snapshot's CaffeNet on a device: predict(float32 (N, 3, h, w)) -> float32 numpy (N, C, oh, ow);
     `convention`: its input and output conventions by the net's name."""
 
-    def __init__(self, net, input_name, output_name, device):
+    def __init__(self, net, input_name, output_name, device, tuner=None):
         self.net, self.input_name, self.output_name, self.device = net, input_name, output_name, device
+        self.tuner = tuner      # eigen_depth.layout.LayoutTuner while the convolutions' layouts are chosen
         self.convention = conventions.of_net(net.net_param.name)
         shape = net.blob_shapes[input_name]
         self.input_size = (int(shape[2]), int(shape[3]))
@@ -50,8 +51,10 @@ class Model:
         import torch
         with torch.no_grad(), exact_float32(self.device):
             tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-            blobs = self.net({self.input_name: tensor}, keep_blobs=self._keep)
+
+            def forward():
+                return self.net({self.input_name: tensor}, keep_blobs=self._keep)
+            blobs = forward() if self.tuner is None else self.tuner.run(forward, len(batch))
             return blobs[self.output_name].detach().to("cpu", torch.float32).contiguous().numpy()
 
 
@@ -86,22 +89,22 @@ def build_deploy_net(prototxt):
     return CaffeNet(read_net(prototxt), phase="TEST", source=os.fspath(prototxt), fill=False).eval()
 
 
-def load_model(snapshot, device, output_blob=None, kind="depth", cache=None, fuse=True):
+def load_model(snapshot, device, output_blob=None, kind="depth", cache=None, fuse=True, layout="auto"):
     """Builds the snapshot's deploy net in the TEST phase, loads its weights (every layer with weights must
     find them in the caffemodel: a mismatching prototxt is an error, not random weights) and moves it to
     `device`. Raises EigenDepthError with a one-line reason. cache: a ModelLoader whose last net is reused
-    when the prototxt is the same (only the weights are replaced). fuse: CaffeNet's (eigen_depth.fusion)."""
-    import torch
-
+    when the prototxt is the same (only the weights are replaced, the layouts chosen so far are kept).
+    fuse: CaffeNet's (eigen_depth.fusion). layout: the convolutions' memory layout (eigen_depth.layout)."""
     from .caffe.io import read_text
     if not os.path.isfile(snapshot.prototxt):
         raise DatasetError(f"no {os.path.basename(snapshot.prototxt)} beside {os.path.basename(snapshot.caffemodel)} "
                            f"(the deploy definition it was trained with)")
     key = (read_text(snapshot.prototxt), str(device))
     net = cache.net if cache is not None and cache.key == key else None
+    tuner = cache.tuner if net is not None else None
     if net is None:
         if cache is not None:
-            cache.key = cache.net = None
+            cache.key = cache.net = cache.tuner = None
         net = build_deploy_net(snapshot.prototxt)
         inputs = list(net.input_names)
         if INPUT_BLOB not in inputs and len(inputs) != 1:
@@ -116,22 +119,36 @@ def load_model(snapshot, device, output_blob=None, kind="depth", cache=None, fus
     if cache is not None:
         cache.key = None          # until the weights are in
     net.copy_from(snapshot.caffemodel, strict=True)
-    # NHWC convolutions are markedly faster on CPU (same values up to float rounding).
-    net.to(memory_format=torch.channels_last)
+    tuner = _set_layouts(net, device, layout, tuner)
     if cache is not None:
-        cache.key, cache.net = key, net
+        cache.key, cache.net, cache.tuner = key, net, tuner
     inputs = list(net.input_names)
-    return Model(net, INPUT_BLOB if INPUT_BLOB in inputs else inputs[0], name, device)
+    return Model(net, INPUT_BLOB if INPUT_BLOB in inputs else inputs[0], name, device, tuner)
+
+
+def _set_layouts(net, device, layout, tuner):
+    """Puts the convolutions in `layout`; for "auto" on the CPU returns the LayoutTuner that chooses (the one
+    given, when the net is reused), elsewhere channels-last (NHWC), as "auto" was before it was tuned."""
+    from . import layout as layouts
+    if layout not in layouts.LAYOUTS:
+        raise ValueError(f"layout must be one of {layouts.LAYOUTS}, not {layout!r}")
+    if layout != "auto" or getattr(device, "type", str(device)) != "cpu":
+        layouts.apply(net, "nhwc" if layout == "auto" else layout)
+        return None
+    if tuner is None:
+        return layouts.LayoutTuner(net)
+    layouts.apply(net, tuner.choice or tuner.ORDER[0])  # the weights were replaced
+    return tuner
 
 
 class ModelLoader:
     """The default loader of a run: load_model keeping the last net, so that snapshots of one training run
     (same prototxt) build it once."""
 
-    def __init__(self, fuse=True):
-        self.key = self.net = None
-        self.fuse = fuse
+    def __init__(self, fuse=True, layout="auto"):
+        self.key = self.net = self.tuner = None
+        self.fuse, self.layout = fuse, layout
 
     def __call__(self, snapshot, device, output_blob=None, kind="depth"):
-        return load_model(snapshot, device, output_blob, kind, cache=self, fuse=self.fuse)
+        return load_model(snapshot, device, output_blob, kind, cache=self, fuse=self.fuse, layout=self.layout)
 

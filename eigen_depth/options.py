@@ -120,12 +120,21 @@ def add_inference(parser, output_default="depth-refine, else depth", log=True):
     add_channel_order(parser)
     add_convention(parser, output=log)
     add_fuse(parser)
+    add_layout(parser)
 
 
 def add_fuse(parser):
     parser.add_argument("--no-fuse", dest="fuse", action="store_false",
                         help="run BatchNorm, Scale and ReLU layers one at a time, in Caffe's order (default: a "
                              "chain of them runs as one operation, equal up to float32 rounding)")
+
+
+def add_layout(parser):
+    from .layout import LAYOUTS
+    parser.add_argument("--layout", choices=LAYOUTS, default="auto",
+                        help="memory layout of the convolutions on the CPU: auto (default) times each one in both "
+                             "layouts over the first two batches and keeps the faster; nhwc (channels-last) or "
+                             "nchw for all, the same numbers in every run (the layouts differ by float rounding)")
 
 
 def _image_size(text, order):

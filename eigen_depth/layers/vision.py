@@ -32,6 +32,12 @@ class _ConvolutionBase(Layer):
     BOTTOMS = (1, None)
     TOPS = (1, None)
     TRANSPOSED = False
+    # None: torch's choice (channels-last when the input or the weights are); else the layout the input is
+    # put in, that of the weights (eigen_depth.layout)
+    memory_format = None
+
+    def in_layout(self, x):
+        return x if self.memory_format is None else x.contiguous(memory_format=self.memory_format)
 
     def setup(self, bottom_shapes):
         cp = self.param.convolution_param
@@ -104,8 +110,8 @@ class Convolution(_ConvolutionBase):
 
     def forward(self, *bottoms):
         bias = self.blobs[1] if self.bias_term else None
-        return tuple(F.conv2d(x, self.blobs[0], bias, self.stride, self.pad, self.dilation, self.group)
-                     for x in bottoms)
+        return tuple(F.conv2d(self.in_layout(x), self.blobs[0], bias, self.stride, self.pad, self.dilation,
+                              self.group) for x in bottoms)
 
 
 @register("Deconvolution")
@@ -119,8 +125,8 @@ class Deconvolution(_ConvolutionBase):
 
     def forward(self, *bottoms):
         bias = self.blobs[1] if self.bias_term else None
-        return tuple(F.conv_transpose2d(x, self.blobs[0], bias, self.stride, self.pad, 0, self.group,
-                                        self.dilation) for x in bottoms)
+        return tuple(F.conv_transpose2d(self.in_layout(x), self.blobs[0], bias, self.stride, self.pad, 0,
+                                        self.group, self.dilation) for x in bottoms)
 
 
 def caffe_pooled_size(size, kernel, stride, pad, any_pad, floor_mode=False):

@@ -1,0 +1,178 @@
+"""The convolutions' memory layout chosen layer by layer (eigen_depth.layout): the choice follows hand-set
+segment times, a net in mixed layouts gives OpenCV's Caffe numbers, and the loader, evaluator and predict
+keep or tune the layouts as their option says."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from eigen_depth import layout
+from eigen_depth.caffe import parse_text, schema
+from eigen_depth.net import CaffeNet
+
+DEPLOY = """name: "layouts"
+layer { name: "x" type: "Input" top: "X" input_param { shape { dim: 2 dim: 3 dim: 23 dim: 29 } } }
+layer { name: "c1" type: "Convolution" bottom: "X" top: "c1"
+        convolution_param { num_output: 8 kernel_size: 5 stride: 2 } }
+layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "p1" type: "Pooling" bottom: "c1" top: "p1" pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "c2" type: "Convolution" bottom: "p1" top: "c2"
+        convolution_param { num_output: 6 kernel_size: 3 pad: 1 group: 2 } }
+layer { name: "r2" type: "ReLU" bottom: "c2" top: "c2" }
+layer { name: "c3" type: "Convolution" bottom: "c2" top: "c3" convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "up" type: "Deconvolution" bottom: "c3" top: "up"
+        convolution_param { num_output: 4 kernel_size: 4 stride: 2 pad: 1 group: 4 } }
+layer { name: "c4" type: "Convolution" bottom: "up" top: "depth" convolution_param { num_output: 1 kernel_size: 1 } }
+"""
+CONVOLUTIONS = ["c1", "c2", "c3", "up", "c4"]
+
+
+def make_net():
+    from eigen_depth.testing import random_weights
+    return random_weights(CaffeNet(parse_text(schema.NetParameter, DEPLOY), phase="TEST"), seed=3).eval()
+
+
+def inputs(batch=2):
+    return np.random.default_rng(4).uniform(-100, 100, (batch, 3, 23, 29)).astype(np.float32)
+
+
+def layouts_of(net):
+    """{convolution: layout} as its weights and the layout it puts its input in say."""
+    found = {}
+    for layer in layout.convolutions(net):
+        assert layer.blobs[0].is_contiguous(memory_format=layer.memory_format)
+        found[layer.name] = "nhwc" if layer.memory_format == torch.channels_last else "nchw"
+    return found
+
+
+class CostClock:
+    """A clock that only layers move: each layer's forward takes cost[(layer, layout of the net's last
+    convolution to run)] seconds, the layout a segment runs in (added as the layer ends, before the tuner
+    reads the clock: these hooks come first)."""
+
+    def __init__(self, net, cost):
+        self.now, self.current = 0.0, None
+
+        def tick(layer, inputs, outputs):
+            if layer.name in CONVOLUTIONS:
+                self.current = "nhwc" if layer.memory_format == torch.channels_last else "nchw"
+            self.now += cost.get((layer.name, self.current), 0.0)
+        for layer in net.layers:
+            layer.register_forward_hook(tick)
+
+    def __call__(self):
+        return self.now
+
+
+def test_choose_keeps_the_faster_layout_of_each_segment_and_the_first_on_a_tie():
+    seconds = {"nhwc": {"a": 2.0, "b": 1.0, "c": 3.0}, "nchw": {"a": 1.0, "b": 1.5, "c": 3.0}}
+    assert layout.choose(seconds) == {"a": "nchw", "b": "nhwc", "c": "nhwc"}
+
+
+def test_the_tuner_times_two_batches_then_runs_each_convolution_in_its_faster_layout():
+    net = make_net()
+    # c1 alone is faster in NCHW but its pooling is much slower there: the segment decides (nhwc);
+    # c2 is faster in NCHW with its ReLU; c3 and the deconvolution cost the same (the first layout stays).
+    cost = {("c1", "nhwc"): 5.0, ("c1", "nchw"): 4.0, ("p1", "nhwc"): 1.0, ("p1", "nchw"): 3.0,
+            ("c2", "nhwc"): 6.0, ("c2", "nchw"): 2.0, ("r2", "nhwc"): 1.0, ("r2", "nchw"): 1.5,
+            ("c3", "nhwc"): 1.0, ("c3", "nchw"): 1.0}
+    tuner = layout.LayoutTuner(net, clock=CostClock(net, cost))
+    assert set(layouts_of(net).values()) == {"nhwc"}
+    x = torch.from_numpy(inputs())
+    with torch.no_grad():
+        tuner.run(lambda: net({"X": x}), 2)
+        assert set(layouts_of(net).values()) == {"nhwc"} and tuner.choice is None
+        tuner.run(lambda: net({"X": x}), 2)
+    assert tuner.seconds == {"nhwc": {"c1": 6.0, "c2": 7.0, "c3": 1.0, "up": 0.0, "c4": 0.0},
+                             "nchw": {"c1": 7.0, "c2": 3.5, "c3": 1.0, "up": 0.0, "c4": 0.0}}
+    assert tuner.choice == {"c1": "nhwc", "c2": "nchw", "c3": "nhwc", "up": "nhwc", "c4": "nhwc"}
+    assert layouts_of(net) == tuner.choice
+
+
+def test_a_smaller_second_batch_is_not_timed_and_every_convolution_stays_channels_last():
+    net = make_net()
+    ticks = []
+    tuner = layout.LayoutTuner(net, clock=lambda: ticks.append(1) or 0.0)
+    with torch.no_grad():
+        tuner.run(lambda: net({"X": torch.from_numpy(inputs(2))}), 2)
+        timed = len(ticks)
+        tuner.run(lambda: net({"X": torch.from_numpy(inputs(1))}), 1)
+    assert len(ticks) == timed
+    assert tuner.choice == {name: "nhwc" for name in CONVOLUTIONS}
+    assert layouts_of(net) == tuner.choice
+
+
+def test_a_net_in_mixed_layouts_gives_opencvs_numbers(tmp_path):
+    import cv2
+    from eigen_depth.testing import write_random_caffemodel
+    prototxt, caffemodel = tmp_path / "l.prototxt", tmp_path / "l.caffemodel"
+    prototxt.write_text(DEPLOY)
+    net = write_random_caffemodel(str(prototxt), str(caffemodel), seed=5).eval()
+    reference = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    x = inputs()
+    reference.setInput(x)
+    expected = reference.forward()
+    for mixed in ({"c1": "nchw", "c2": "nhwc", "c3": "nchw", "up": "nhwc", "c4": "nchw"},
+                  {"c1": "nhwc", "c2": "nchw", "c3": "nhwc", "up": "nchw", "c4": "nhwc"}, "nhwc", "nchw"):
+        layout.apply(net, mixed)
+        with torch.no_grad():
+            got = net({"X": torch.from_numpy(x.copy())})["depth"].numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def snapshot(tmp_path, name="s_iter_1"):
+    from eigen_depth.inference import Snapshot
+    from eigen_depth.testing import write_random_caffemodel
+    prototxt, caffemodel = tmp_path / f"{name}.prototxt", tmp_path / f"{name}.caffemodel"
+    prototxt.write_text(DEPLOY)
+    write_random_caffemodel(str(prototxt), str(caffemodel), seed=6)
+    return Snapshot(name, str(caffemodel), str(prototxt))
+
+
+@pytest.mark.parametrize("name", ["nhwc", "nchw"])
+def test_a_fixed_layout_is_applied_and_not_tuned(tmp_path, name):
+    from eigen_depth.inference import load_model
+    model = load_model(snapshot(tmp_path), torch.device("cpu"), layout=name)
+    assert model.tuner is None
+    for _ in range(3):
+        model.predict(inputs())
+    assert layouts_of(model.net) == {c: name for c in CONVOLUTIONS}
+
+
+def test_the_loader_keeps_the_choice_for_the_next_snapshot_of_the_same_net(tmp_path):
+    from eigen_depth.inference import ModelLoader
+    loader = ModelLoader()
+    first = loader(snapshot(tmp_path, "s_iter_1"), torch.device("cpu"))
+    for _ in range(3):
+        first.predict(inputs())
+    chosen = dict(first.tuner.choice)
+    second = loader(snapshot(tmp_path, "s_iter_2"), torch.device("cpu"))
+    assert second.net is first.net and second.tuner is first.tuner
+    assert layouts_of(second.net) == chosen
+
+
+def test_an_unknown_layout_is_refused(tmp_path):
+    from eigen_depth.inference import load_model
+    with pytest.raises(ValueError, match="layout"):
+        load_model(snapshot(tmp_path), torch.device("cpu"), layout="nhcw")
+
+
+@pytest.mark.parametrize("option", [[], ["--layout", "nchw"]])
+def test_test_depth_passes_its_layout_to_the_loader(tmp_path, monkeypatch, option):
+    import cv2
+
+    from eigen_depth import cli, inference
+    snaps, images = tmp_path / "snaps", tmp_path / "in"
+    os.makedirs(images)
+    os.makedirs(snaps)
+    snapshot(snaps)
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i:05d}_colors.png"), np.full((30, 40, 3), 90 + i, np.uint8))
+        cv2.imwrite(str(images / f"{i:05d}_depth.png"), np.full((30, 40), 100, np.uint8))
+    seen = []
+    original = inference.load_model
+    monkeypatch.setattr(inference, "load_model", lambda *a, **k: seen.append(k["layout"]) or original(*a, **k))
+    argv = ["test-depth", images, images, tmp_path / "out", snaps, "--no-progress", "--batch-size", "1"]
+    assert cli.main([str(arg) for arg in argv] + option) == 0
+    assert seen == [option[1] if option else "auto"]
