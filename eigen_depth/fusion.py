@@ -10,6 +10,11 @@
   block), fills one buffer: each Concat copies only its new channels and its top is a view of the filled
   part. The values are the same bits.
 
+A third needs no chain: a layer that Caffe runs in place (a ReLU whose top is its bottom) overwrites its bottom
+instead of making a new tensor, when the bottom is the new output of a layer that always makes one
+(`plan_in_place`) and, as the net checks while it runs, no other blob shares its memory. The values are the
+same bits, one pass over memory and one allocation fewer.
+
 The net applies them only where nothing can tell the difference: no gradient is needed, every blob inside an
 affine chain is read by the next layer alone (or is overwritten in place), and the chain lies wholly inside
 the layers being run. `CaffeNet.fuse = False` (or the tools' --no-fuse) runs every layer separately, in
@@ -112,3 +117,17 @@ def plan_concats(layers, bottoms, tops, shapes):
         for top in tops[index]:
             writer[top] = index
     return {index: step for index, step in steps.items() if step[0].last > step[0].first}
+
+
+def plan_in_place(layers, bottoms, tops):
+    """The indices of the layers that may overwrite their bottom: they can (IN_PLACE), Caffe runs them in
+    place (one bottom, which is their top), and that value was written by a layer whose tops are always new
+    tensors (NEW_TOPS), not fed or a view of another blob."""
+    writer, chosen = {}, set()
+    for index, (layer, ins, outs) in enumerate(zip(layers, bottoms, tops)):
+        if layer.IN_PLACE and len(ins) == 1 and list(outs) == list(ins) and ins[0] in writer \
+                and layers[writer[ins[0]]].NEW_TOPS:
+            chosen.add(index)
+        for top in outs:
+            writer[top] = index
+    return chosen

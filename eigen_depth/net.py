@@ -173,6 +173,7 @@ class CaffeNet(nn.Module):
         self.loss_weights = [self._loss_weights(layer) for layer in self.layers]
         self._fusions = fusion.plan(self.layers, self.layer_bottoms, self.layer_tops, shapes, self.output_names)
         self._concats = fusion.plan_concats(self.layers, self.layer_bottoms, self.layer_tops, shapes)
+        self._in_place = fusion.plan_in_place(self.layers, self.layer_bottoms, self.layer_tops)
 
     def _phase_hint(self):
         return (f" in the {PHASE_NAMES[self.phase]} phase (is it produced by a layer excluded from this phase?)"
@@ -303,6 +304,7 @@ class CaffeNet(nn.Module):
         last = names.index(end) if end is not None else len(names) - 1
         values = self._feed(feed, check_inputs=start is None)
         grad_enabled = torch.is_grad_enabled()
+        fed = set() if grad_enabled else {_memory(value) for value in values.values()}
         returned = self.output_names if end is None else self.layer_tops[last]
         # blob -> the last layer that reads it: dropped after that layer (peak memory)
         last_read = {} if keep_blobs else self._last_readers(first, last)
@@ -321,7 +323,10 @@ class CaffeNet(nn.Module):
                 detach = self.layer_detach[index]
                 args = [values[b].detach() if d else values[b] for b, d in zip(bottoms, detach)]
                 with torch.set_grad_enabled(grad_enabled and self.layer_needs_grad[index]):
-                    outputs = layer(*args)
+                    if not grad_enabled and self._may_overwrite(index, values, fed, buffers):
+                        outputs = layer(*args, in_place=True)
+                    else:
+                        outputs = layer(*args)
                 for top, output in zip(tops, outputs):
                     values[top] = output
                 done = index
@@ -356,6 +361,17 @@ class CaffeNet(nn.Module):
         with torch.no_grad():
             values[self.layer_tops[chain.last][0]] = chain(values[self.layer_bottoms[index][0]])
         return chain.last
+
+    def _may_overwrite(self, index, values, fed, buffers):
+        """Whether layer `index` may run in place (eigen_depth.fusion.plan_in_place) in this forward without
+        gradients: its bottom's memory is not a fed input's, not shared with another blob (a second name or a
+        view of it) nor with a Concat chain's buffer, and no trace or export is recording."""
+        if index not in self._in_place or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return False
+        name = self.layer_bottoms[index][0]
+        memory = _memory(values[name])
+        return memory not in fed and all(_memory(value) != memory for other, value in values.items() if other != name) \
+            and all(_memory(buffer) != memory for buffer, _ in buffers.values())
 
     def _run_concat(self, index, values, buffers):
         """A Concat of a chain (eigen_depth.fusion.plan_concats): its new channels written into the chain's buffer,
@@ -597,3 +613,8 @@ class CaffeNet(nn.Module):
     def learnable_params(self):
         """ParamInfo for every blob, in Caffe's learnable-parameter order (shared blobs once)."""
         return [info for info in self.param_infos if info.owner is None]
+
+
+def _memory(tensor):
+    """The address of a tensor's storage: tensors that share it share their values."""
+    return tensor.untyped_storage().data_ptr()

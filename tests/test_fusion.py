@@ -268,3 +268,81 @@ def test_inputs_that_require_grad_in_a_net_that_needs_none_give_plain_values():
     out = net(feed)["abcd"]
     assert not out.requires_grad
     np.testing.assert_array_equal(out.numpy(), np.concatenate([feed[n].detach().numpy() for n in "abcd"], axis=1))
+
+
+# ReLU in place after a layer that makes new tensors -------------------------------------------------------------
+CONV_RELU = """name: "c" layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 6 dim: 7 } } }
+layer { name: "conv" type: "Convolution" bottom: "x" top: "c" convolution_param { num_output: 4 kernel_size: 3 pad: 1
+        weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } } }
+"""
+
+
+def conv_relu_net(layers, head=""):
+    return CaffeNet(parse_text(schema.NetParameter, head + CONV_RELU + layers), phase="TEST")
+
+
+def conv_numpy(net, x):
+    """Caffe's convolution (cross-correlation, pad 1) in float64."""
+    conv = net.layer_by_name("conv")
+    w, b = (blob.detach().double().numpy() for blob in conv.blobs)
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = np.zeros((x.shape[0], w.shape[0]) + x.shape[2:])
+    for i in range(x.shape[2]):
+        for j in range(x.shape[3]):
+            out[:, :, i, j] = np.einsum("nckl,ockl->no", padded[:, :, i:i + 3, j:j + 3], w)
+    return out + b[None, :, None, None]
+
+
+def record_tops(net):
+    """{layer name: data address of its first top} as each layer returns."""
+    seen = {}
+    for layer in net.layers:
+        layer.register_forward_hook(lambda module, args, outputs: seen.__setitem__(
+            module.name, outputs[0].untyped_storage().data_ptr()))
+    return seen
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_a_relu_caffe_runs_in_place_overwrites_the_convolutions_output(slope):
+    net = conv_relu_net(RELU.format(b="c", t="c", s=slope))
+    x = inputs((2, 3, 6, 7))
+    seen = record_tops(net)
+    with torch.no_grad():
+        out = net({"x": x})["c"].numpy()
+    assert seen["relu"] == seen["conv"]
+    assert close(out, relu(conv_numpy(net, x), slope))
+
+
+def test_a_relu_does_not_overwrite_an_input_or_a_blob_that_another_blob_views():
+    # on the fed input: x is the caller's array
+    net = make_net(RELU.format(b="x", t="x", s=0))
+    x = inputs()
+    kept = x.copy()
+    with torch.no_grad():
+        out = net({"x": torch.from_numpy(x)})["x"].numpy()
+    np.testing.assert_array_equal(x, kept)
+    np.testing.assert_array_equal(out, np.maximum(kept, 0))
+    # a Reshape's top views the convolution's output, and is read after the ReLU: it keeps the values before it
+    net = conv_relu_net('layer { name: "view" type: "Reshape" bottom: "c" top: "v" '
+                        'reshape_param { shape { dim: 0 dim: 0 dim: 0 dim: -1 } } }\n'
+                        + RELU.format(b="c", t="c", s=0)
+                        + 'layer { name: "sum" type: "Eltwise" bottom: "v" bottom: "c" top: "s" }\n')
+    seen = record_tops(net)
+    x = inputs((2, 3, 6, 7))
+    with torch.no_grad():
+        out = net({"x": x})["s"].numpy()
+    conv = conv_numpy(net, x)
+    assert seen["relu"] != seen["conv"]
+    assert close(out, conv + relu(conv))
+
+
+def test_with_gradients_the_relu_makes_a_new_tensor_and_the_backward_is_right():
+    net = conv_relu_net(RELU.format(b="c", t="c", s=0), head="force_backward: true\n")
+    x = torch.from_numpy(inputs((2, 3, 6, 7))).requires_grad_(True)
+    seen = record_tops(net)
+    out = net({"x": x})["c"]
+    assert seen["relu"] != seen["conv"]
+    out.sum().backward()
+    conv = conv_numpy(net, x.detach().numpy())
+    bias_grad = net.layer_by_name("conv").blobs[1].grad.numpy()
+    np.testing.assert_allclose(bias_grad, (conv > 0).sum(axis=(0, 2, 3)), rtol=0, atol=0)

@@ -10,14 +10,15 @@ from .base import NeuronLayer, register
 @register("ReLU")
 class ReLU(NeuronLayer):
     """y = max(x, 0) + negative_slope * min(x, 0)."""
+    IN_PLACE = True
 
     def configure(self):
         self.negative_slope = float(self.param.relu_param.negative_slope)
 
-    def forward(self, x):
+    def forward(self, x, in_place=False):
         if self.negative_slope == 0:
-            return (torch.relu(x),)
-        return (torch.nn.functional.leaky_relu(x, self.negative_slope),)
+            return (torch.relu_(x) if in_place else torch.relu(x),)
+        return (F.leaky_relu(x, self.negative_slope, inplace=in_place),)
 
 
 @register("Dropout")

@@ -78,6 +78,8 @@ class Layer(nn.Module):
     DRAWS_RANDOM = False     # layers that draw random numbers in forward take a `generator` from the net
     constant_tops = frozenset()  # source tops Caffe fills once at set-up and never refills (DummyData's constants)
     NEEDS_PHASE = False      # True for layers whose behaviour differs between TRAIN and TEST
+    IN_PLACE = False         # forward(x, in_place=True) may overwrite x with the top (the net says when)
+    NEW_TOPS = False         # forward's tops are always new tensors, never a bottom or a view of one
     TRAIN, TEST = TRAIN, TEST  # phase values, as in caffe.proto (the phase argument is one of these)
 
     def __init__(self, param, bottom_shapes, phase=TEST):

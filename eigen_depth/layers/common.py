@@ -23,6 +23,7 @@ def _blob_shape(layer, blob_shape, what):
 @register("InnerProduct")
 class InnerProduct(Layer):
     """Flattens axes axis.. into K; weight (out, K), or (K, out) with transpose; bias (out,)."""
+    NEW_TOPS = True
 
     def setup(self, bottom_shapes):
         ip = self.param.inner_product_param

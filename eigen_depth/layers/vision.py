@@ -32,6 +32,7 @@ class _ConvolutionBase(Layer):
     BOTTOMS = (1, None)
     TOPS = (1, None)
     TRANSPOSED = False
+    NEW_TOPS = True
     # None: torch's choice (channels-last when the input or the weights are); else the layout the input is
     # put in, that of the weights (eigen_depth.layout)
     memory_format = None
@@ -179,6 +180,7 @@ class Pooling(Layer):
     AVE: sum over the window's image cells / Caffe's pool size, which counts padded cells up to
     size + pad but not cells beyond it.
     """
+    NEW_TOPS = True
     TOPS = (1, 2)
 
     def setup(self, bottom_shapes):
@@ -281,6 +283,7 @@ class LRN(Layer):
     WITHIN_CHANNEL: scale = 1 + alpha/n^2 * sum of x^2 over the n x n window (zero padded); Caffe builds
     it from AVE pooling (pad (n-1)/2, stride 1), whose divisor is n^2 everywhere for this geometry.
     """
+    NEW_TOPS = True
 
     def setup(self, bottom_shapes):
         lp = self.param.lrn_param
