@@ -3,9 +3,9 @@
 Which layout runs a convolution faster depends on its shape and on the CPU. On a CPU with AVX2 only, oneDNN's
 NHWC kernels lose to its blocked NCHW ones on large 5x5 convolutions (the thesis's gradient net), while
 NHWC wins on the first convolutions and on the pooling after them. `LayoutTuner` times every convolution of
-a model in both layouts over its first two equal batches and keeps the faster layout for each; a layer then
-converts its input to its layout (a copy only where two neighbours differ). The values are the same up to
-float rounding: the order of the sums differs.
+a model in both layouts over its first equal batches, then the net with each in its faster layout, and keeps
+whichever whole net ran fastest; a layer converts its input to its layout (a copy only where two neighbours
+differ). The values are the same up to float rounding: the order of the sums differs.
 
 Layouts, as the options name them: "nhwc" (channels-last everywhere), "nchw", and "auto" (tuned)."""
 import time
@@ -30,19 +30,26 @@ def apply(net, layouts):
 
 
 class LayoutTuner:
-    """Chooses each convolution's layout from the model's own first two batches: the first runs
-    channels-last, the second (when it has as many images) NCHW; from the third on each convolution runs in
-    the layout in which its segment took least time. A convolution's segment is the convolution and the
-    layers after it up to the next one (its ReLU, LRN and pooling run in the layout it leaves). A run of one
-    batch, or whose second batch is smaller, stays channels-last. clock: seconds (tests pass their own)."""
-    ORDER = ("nhwc", "nchw")
+    """Chooses the convolutions' layouts from the model's own first batches, while they are of one size:
+    four run all-NHWC, all-NCHW, all-NHWC, all-NCHW (each layout's best time counts: the first call of a run
+    also pays for warming up), every convolution's segment timed; when the faster layout differs between
+    segments, a fifth runs each segment in its faster one. The fastest of the (up to) three whole runs is kept,
+    so a mixed net whose conversions between layouts cost more than they save is not. A convolution's segment
+    is the convolution and the layers after it up to the next one (its ReLU, LRN and pooling run in the layout
+    it leaves). A smaller batch ends the tuning with the best so far (channels-last when none was timed).
+    clock: seconds (tests pass their own)."""
+    TRIALS = ("nhwc", "nchw", "nhwc", "nchw")
 
     def __init__(self, net, clock=time.perf_counter):
         self.net, self.clock = net, clock
-        self.seconds = {}          # layout -> {convolution name: seconds of its segment}
+        self.names = [layer.name for layer in convolutions(net)]
+        self.segments = {}         # layout -> {convolution name: least seconds of its segment}
+        self.totals = {}           # "nhwc" / "nchw" / "mixed" -> least seconds of a whole forward
+        self.mixed = None          # {convolution name: layout}: each segment's faster layout
         self.batch = None
+        self.calls = 0
         self.choice = None         # {convolution name: layout} once tuned
-        apply(net, self.ORDER[0])
+        apply(net, self.TRIALS[0])
 
     def run(self, forward, batch):
         """forward() for a batch of `batch` images, timed while the tuning lasts."""
@@ -51,18 +58,38 @@ class LayoutTuner:
         if self.batch is None:
             self.batch = batch
         elif batch != self.batch:  # a smaller last batch: its times would not compare
-            self.choice = {layer.name: self.ORDER[0] for layer in convolutions(self.net)}
-            apply(self.net, self.choice)
+            self._finish()
             return forward()
-        layout = self.ORDER[len(self.seconds)]
-        apply(self.net, layout)
-        self.seconds[layout] = {layer.name: 0.0 for layer in convolutions(self.net)}
-        with _SegmentTimer(self.net, self.seconds[layout], self.clock):
-            result = forward()
-        if len(self.seconds) == len(self.ORDER):
-            self.choice = choose(self.seconds)
-            apply(self.net, self.choice)
+        if self.calls < len(self.TRIALS):
+            layout = self.TRIALS[self.calls]
+            apply(self.net, layout)
+            seconds = dict.fromkeys(self.names, 0.0)
+            with _SegmentTimer(self.net, seconds, self.clock):
+                result, total = self._timed(forward)
+            best = self.segments.setdefault(layout, seconds)
+            for name, value in seconds.items():
+                best[name] = min(best[name], value)
+            self.totals[layout] = min(self.totals.get(layout, total), total)
+            self.calls += 1
+            if self.calls == len(self.TRIALS):
+                self.mixed = choose(self.segments)
+                if len(set(self.mixed.values())) < 2:
+                    self._finish()
+            return result
+        apply(self.net, self.mixed)
+        result, self.totals["mixed"] = self._timed(forward)
+        self._finish()
         return result
+
+    def _timed(self, forward):
+        started = self.clock()
+        result = forward()
+        return result, self.clock() - started
+
+    def _finish(self):
+        best = min(self.totals, key=self.totals.get) if self.totals else self.TRIALS[0]
+        self.choice = dict(self.mixed) if best == "mixed" else dict.fromkeys(self.names, best)
+        apply(self.net, self.choice)
 
 
 class _SegmentTimer:

@@ -133,7 +133,7 @@ def add_layout(parser):
     from .layout import LAYOUTS
     parser.add_argument("--layout", choices=LAYOUTS, default="auto",
                         help="memory layout of the convolutions on the CPU: auto (default) times each one in both "
-                             "layouts over the first two batches and keeps the faster; nhwc (channels-last) or "
+                             "layouts over the first batches and keeps the fastest net; nhwc (channels-last) or "
                              "nchw for all, the same numbers in every run (the layouts differ by float rounding)")
 
 

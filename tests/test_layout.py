@@ -1,6 +1,6 @@
 """The convolutions' memory layout chosen layer by layer (eigen_depth.layout): the choice follows hand-set
-segment times, a net in mixed layouts gives OpenCV's Caffe numbers, and the loader, evaluator and predict
-keep or tune the layouts as their option says."""
+layer times (a clock that only the layers move), a net in mixed layouts gives OpenCV's Caffe numbers, and the
+loader and test_depth keep or tune the layouts as their option says."""
 import os
 
 import numpy as np
@@ -48,15 +48,18 @@ def layouts_of(net):
 
 class CostClock:
     """A clock that only layers move: each layer's forward takes cost[(layer, layout of the net's last
-    convolution to run)] seconds, the layout a segment runs in (added as the layer ends, before the tuner
-    reads the clock: these hooks come first)."""
+    convolution to run)] seconds, the layout a segment runs in, and a convolution in another layout than the
+    one before it `switch` more (converting its input). Added as the layer ends, before the tuner reads the
+    clock: these hooks come first."""
 
-    def __init__(self, net, cost):
+    def __init__(self, net, cost, switch=0.0):
         self.now, self.current = 0.0, None
 
         def tick(layer, inputs, outputs):
             if layer.name in CONVOLUTIONS:
+                previous = None if layer.name == CONVOLUTIONS[0] else self.current
                 self.current = "nhwc" if layer.memory_format == torch.channels_last else "nchw"
+                self.now += switch if previous not in (None, self.current) else 0.0
             self.now += cost.get((layer.name, self.current), 0.0)
         for layer in net.layers:
             layer.register_forward_hook(tick)
@@ -65,32 +68,54 @@ class CostClock:
         return self.now
 
 
+# c1 alone is faster in NCHW but its pooling is much slower there: its segment is faster in NHWC (6 against 7);
+# c2 with its ReLU is faster in NCHW (3.5 against 7); c3, the deconvolution and c4 cost the same in both.
+# Whole runs: all-NHWC 14, all-NCHW 11.5, mixed 10.5 + two switches (c1 -> c2 -> c3).
+COST = {("c1", "nhwc"): 5.0, ("c1", "nchw"): 4.0, ("p1", "nhwc"): 1.0, ("p1", "nchw"): 3.0,
+        ("c2", "nhwc"): 6.0, ("c2", "nchw"): 2.0, ("r2", "nhwc"): 1.0, ("r2", "nchw"): 1.5,
+        ("c3", "nhwc"): 1.0, ("c3", "nchw"): 1.0}
+MIXED = {"c1": "nhwc", "c2": "nchw", "c3": "nhwc", "up": "nhwc", "c4": "nhwc"}
+
+
+def tune(net, clock, batches):
+    tuner = layout.LayoutTuner(net, clock=clock)
+    with torch.no_grad():
+        for batch in batches:
+            tuner.run(lambda: net({"X": torch.from_numpy(inputs(batch))}), batch)
+    return tuner
+
+
 def test_choose_keeps_the_faster_layout_of_each_segment_and_the_first_on_a_tie():
     seconds = {"nhwc": {"a": 2.0, "b": 1.0, "c": 3.0}, "nchw": {"a": 1.0, "b": 1.5, "c": 3.0}}
     assert layout.choose(seconds) == {"a": "nchw", "b": "nhwc", "c": "nhwc"}
 
 
-def test_the_tuner_times_two_batches_then_runs_each_convolution_in_its_faster_layout():
+def test_the_tuner_times_both_layouts_then_the_mixed_net_and_keeps_the_mixed_one_when_it_is_fastest():
     net = make_net()
-    # c1 alone is faster in NCHW but its pooling is much slower there: the segment decides (nhwc);
-    # c2 is faster in NCHW with its ReLU; c3 and the deconvolution cost the same (the first layout stays).
-    cost = {("c1", "nhwc"): 5.0, ("c1", "nchw"): 4.0, ("p1", "nhwc"): 1.0, ("p1", "nchw"): 3.0,
-            ("c2", "nhwc"): 6.0, ("c2", "nchw"): 2.0, ("r2", "nhwc"): 1.0, ("r2", "nchw"): 1.5,
-            ("c3", "nhwc"): 1.0, ("c3", "nchw"): 1.0}
-    tuner = layout.LayoutTuner(net, clock=CostClock(net, cost))
+    tuner = layout.LayoutTuner(net, clock=CostClock(net, COST, switch=0.25))
     assert set(layouts_of(net).values()) == {"nhwc"}
     x = torch.from_numpy(inputs())
+    seen = []
     with torch.no_grad():
-        tuner.run(lambda: net({"X": x}), 2)
-        assert set(layouts_of(net).values()) == {"nhwc"} and tuner.choice is None
-        tuner.run(lambda: net({"X": x}), 2)
-    assert tuner.seconds == {"nhwc": {"c1": 6.0, "c2": 7.0, "c3": 1.0, "up": 0.0, "c4": 0.0},
-                             "nchw": {"c1": 7.0, "c2": 3.5, "c3": 1.0, "up": 0.0, "c4": 0.0}}
-    assert tuner.choice == {"c1": "nhwc", "c2": "nchw", "c3": "nhwc", "up": "nhwc", "c4": "nhwc"}
-    assert layouts_of(net) == tuner.choice
+        for _ in range(5):
+            tuner.run(lambda: net({"X": x}), 2)
+            seen.append(layouts_of(net))
+    assert [set(s.values()) for s in seen[:4]] == [{"nhwc"}, {"nchw"}, {"nhwc"}, {"nchw"}]
+    assert seen[4] == MIXED
+    assert tuner.segments == {"nhwc": {"c1": 6.0, "c2": 7.0, "c3": 1.0, "up": 0.0, "c4": 0.0},
+                              "nchw": {"c1": 7.0, "c2": 3.5, "c3": 1.0, "up": 0.0, "c4": 0.0}}
+    assert tuner.totals == {"nhwc": 14.0, "nchw": 11.5, "mixed": 11.0}
+    assert tuner.choice == MIXED and layouts_of(net) == MIXED
 
 
-def test_a_smaller_second_batch_is_not_timed_and_every_convolution_stays_channels_last():
+def test_a_mixed_net_whose_conversions_cost_more_than_they_save_is_not_kept():
+    net = make_net()
+    tuner = tune(net, CostClock(net, COST, switch=2.0), [2] * 6)
+    assert tuner.totals == {"nhwc": 14.0, "nchw": 11.5, "mixed": 14.5}
+    assert tuner.choice == dict.fromkeys(CONVOLUTIONS, "nchw") and layouts_of(net) == tuner.choice
+
+
+def test_a_smaller_batch_ends_the_tuning_with_the_best_so_far():
     net = make_net()
     ticks = []
     tuner = layout.LayoutTuner(net, clock=lambda: ticks.append(1) or 0.0)
@@ -98,9 +123,11 @@ def test_a_smaller_second_batch_is_not_timed_and_every_convolution_stays_channel
         tuner.run(lambda: net({"X": torch.from_numpy(inputs(2))}), 2)
         timed = len(ticks)
         tuner.run(lambda: net({"X": torch.from_numpy(inputs(1))}), 1)
-    assert len(ticks) == timed
-    assert tuner.choice == {name: "nhwc" for name in CONVOLUTIONS}
-    assert layouts_of(net) == tuner.choice
+    assert len(ticks) == timed           # the smaller batch is not timed
+    assert tuner.choice == dict.fromkeys(CONVOLUTIONS, "nhwc") and layouts_of(net) == tuner.choice
+    net = make_net()
+    tuner = tune(net, CostClock(net, COST), [2, 2, 1])
+    assert tuner.choice == dict.fromkeys(CONVOLUTIONS, "nchw") and layouts_of(net) == tuner.choice
 
 
 def test_a_net_in_mixed_layouts_gives_opencvs_numbers(tmp_path):
@@ -144,7 +171,7 @@ def test_the_loader_keeps_the_choice_for_the_next_snapshot_of_the_same_net(tmp_p
     from eigen_depth.inference import ModelLoader
     loader = ModelLoader()
     first = loader(snapshot(tmp_path, "s_iter_1"), torch.device("cpu"))
-    for _ in range(3):
+    for _ in range(6):
         first.predict(inputs())
     chosen = dict(first.tuner.choice)
     second = loader(snapshot(tmp_path, "s_iter_2"), torch.device("cpu"))
