@@ -44,13 +44,15 @@ def main():
     import cv2
     import torch
     from eigen_depth import layout as layouts
-    from eigen_depth.net import CaffeNet
+    from eigen_depth.inference import build_deploy_net
     from eigen_depth.testing import write_random_caffemodel
 
     folder = tempfile.mkdtemp(prefix="eigen_depth_forward_")
     weights = os.path.join(folder, "random.caffemodel")
     write_random_caffemodel(args.model, weights, seed=3)
-    net = CaffeNet(args.model, weights=weights).to(args.device).eval()
+    net = build_deploy_net(args.model)     # as the evaluator and predict load a snapshot (eigen_depth.inference)
+    net.copy_from(weights, strict=True, share=False)
+    net.to(args.device)
     input_name = net.input_names[0]
     output = net.output_names[0]
     opencv = cv2.dnn.readNetFromCaffe(args.model, weights)

@@ -1,6 +1,7 @@
 """The inference core shared by the evaluator, `predict` and the export: a snapshot (caffemodel with its deploy
 prototxt) loaded as a CaffeNet on a device, the output blob chosen, and the net's convention (how images
 become its input and its output depth, eigen_depth.conventions) taken from the prototxt's name."""
+import gc
 import os
 import re
 from dataclasses import dataclass
@@ -118,7 +119,10 @@ def load_model(snapshot, device, output_blob=None, kind="depth", cache=None, fus
     net.fuse = fuse
     if cache is not None:
         cache.key = None          # until the weights are in
-    net.copy_from(snapshot.caffemodel, strict=True)
+    # copied, not shared with the file's map: aligned floats make batch-1 inner products 2x faster. The parsed
+    # file is held by reference cycles until a collection: collected now, the pages read leave memory.
+    net.copy_from(snapshot.caffemodel, strict=True, share=False)
+    gc.collect()
     tuner = _set_layouts(net, device, layout, tuner)
     if cache is not None:
         cache.key, cache.net, cache.tuner = key, net, tuner
@@ -137,7 +141,8 @@ def _set_layouts(net, device, layout, tuner):
         return None
     if tuner is None:
         return layouts.LayoutTuner(net)
-    layouts.apply(net, tuner.choice or tuner.ORDER[0])  # the weights were replaced
+    if tuner.choice is not None:  # the weights were copied into the blobs as they were: this only makes sure
+        layouts.apply(net, tuner.choice)
     return tuner
 
 

@@ -179,6 +179,18 @@ def test_the_loader_keeps_the_choice_for_the_next_snapshot_of_the_same_net(tmp_p
     assert layouts_of(second.net) == chosen
 
 
+def test_the_tuning_goes_on_over_snapshots_of_one_batch_each(tmp_path):
+    from eigen_depth.inference import ModelLoader
+    loader = ModelLoader()
+    tuner = None
+    for index in range(1, 7):
+        model = loader(snapshot(tmp_path, f"s_iter_{index}"), torch.device("cpu"))
+        assert tuner is None or model.tuner is tuner
+        tuner = model.tuner
+        model.predict(inputs())
+    assert tuner.calls == 4 and tuner.choice is not None and layouts_of(model.net) == tuner.choice
+
+
 def test_an_unknown_layout_is_refused(tmp_path):
     from eigen_depth.inference import load_model
     with pytest.raises(ValueError, match="layout"):
@@ -203,3 +215,11 @@ def test_test_depth_passes_its_layout_to_the_loader(tmp_path, monkeypatch, optio
     argv = ["test-depth", images, images, tmp_path / "out", snaps, "--no-progress", "--batch-size", "1"]
     assert cli.main([str(arg) for arg in argv] + option) == 0
     assert seen == [option[1] if option else "auto"]
+
+
+def test_a_loaded_snapshot_holds_its_weights_in_aligned_memory_of_its_own(tmp_path):
+    from eigen_depth.inference import load_model
+    model = load_model(snapshot(tmp_path), torch.device("cpu"), layout="nchw")
+    for layer in model.net.layers:
+        for blob in layer.blobs:
+            assert blob.data_ptr() % 64 == 0, layer.name

@@ -243,6 +243,23 @@ def test_copy_from_a_caffemodel_shares_its_memory(tmp_path):
     assert fresh.layer_by_name("fc").blobs[0].data_ptr() == stored.__array_interface__["data"][0]
 
 
+def test_copy_from_without_sharing_copies_into_the_nets_own_aligned_blobs(tmp_path):
+    path = str(tmp_path / "w.caffemodel")
+    net = net_from(CONV)
+    net.copy_from(weights_for_conv_net())
+    net.save(path)
+    model = read_caffemodel(path)
+    fresh = net_from(CONV)
+    own = [blob.data_ptr() for layer in fresh.layers for blob in layer.blobs]
+    fresh.copy_from(path, share=False)
+    assert [blob.data_ptr() for layer in fresh.layers for blob in layer.blobs] == own
+    assert all(address % 64 == 0 for address in own)
+    for index, name in ((1, "conv"), (3, "fc")):
+        stored = model.layer[index].blobs[0].data
+        np.testing.assert_array_equal(fresh.layer_by_name(name).blobs[0].detach().numpy(),
+                                      stored.reshape(fresh.layer_by_name(name).blobs[0].shape))
+
+
 def test_saved_caffemodel_reads_back_in_opencv_with_identical_weights(tmp_path):
     prototxt, weights_path = tmp_path / "net.prototxt", str(tmp_path / "w.caffemodel")
     prototxt.write_text(CONV)
