@@ -231,12 +231,17 @@ def test_legacy_four_axis_blobs_load_into_two_axis_weights(tmp_path):
     np.testing.assert_array_equal(net.layer_by_name("fc").blobs[0].detach().numpy(), weights["fc"][0])
 
 
-def test_copy_from_a_caffemodel_shares_its_memory(tmp_path):
+def saved_conv_net(tmp_path):
+    """(path, the file read back) of the conv net saved with known weights."""
     path = str(tmp_path / "w.caffemodel")
     net = net_from(CONV)
     net.copy_from(weights_for_conv_net())
     net.save(path)
-    model = read_caffemodel(path)
+    return path, read_caffemodel(path)
+
+
+def test_copy_from_a_caffemodel_shares_its_memory(tmp_path):
+    _, model = saved_conv_net(tmp_path)
     fresh = net_from(CONV)
     fresh.copy_from(model)
     stored = model.layer[3].blobs[0].data
@@ -244,11 +249,7 @@ def test_copy_from_a_caffemodel_shares_its_memory(tmp_path):
 
 
 def test_copy_from_without_sharing_copies_into_the_nets_own_aligned_blobs(tmp_path):
-    path = str(tmp_path / "w.caffemodel")
-    net = net_from(CONV)
-    net.copy_from(weights_for_conv_net())
-    net.save(path)
-    model = read_caffemodel(path)
+    path, model = saved_conv_net(tmp_path)
     fresh = net_from(CONV)
     own = [blob.data_ptr() for layer in fresh.layers for blob in layer.blobs]
     fresh.copy_from(path, share=False)
