@@ -458,6 +458,22 @@ def test_lrn_gradients(region):
     gradcheck_layer(layer, rand(1, 4, 3, 3))
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_lrn_over_a_batch_in_chunks(monkeypatch, training):
+    """A batch larger than a chunk runs a few samples at a time (here 2, 2 and 1 of 5), with and without
+    gradients: the same values as the reference, and the same gradients as a finite-difference check."""
+    from eigen_depth.layers import vision
+    monkeypatch.setattr(vision, "CHUNK_ELEMENTS", 2 * 4 * 3 * 3)
+    layer = make('name: "n" type: "LRN" lrn_param { local_size: 3 alpha: 0.5 beta: 0.75 k: 1.5 }', [(5, 4, 3, 3)])
+    x = 3 * rand(5, 4, 3, 3)
+    bottom = torch.tensor(x, requires_grad=training)
+    (y,) = layer(bottom)
+    assert y.requires_grad == training
+    np.testing.assert_allclose(y.detach().numpy(), lrn_ref(x, 3, 0.5, 0.75, 1.5, "ACROSS_CHANNELS"), rtol=1e-5)
+    if training:
+        gradcheck_layer(layer, x)
+
+
 def test_lrn_even_local_size_is_an_error():
     with pytest.raises(LayerError, match="norm1.*odd"):
         make('name: "norm1" type: "LRN" lrn_param { local_size: 4 }', [(1, 6, 2, 2)])

@@ -305,7 +305,7 @@ class LRN(Layer):
                 return (_CrossChannelLRN.apply(x, self.size, self.alpha, self.beta, self.k),)
             if torch.jit.is_tracing():
                 return (x * _negative_power(_cross_channel_scale(x, self.size, self.alpha, self.k), self.beta),)
-            return (_in_cache_sized_chunks(x, self._across_channels),)
+            return (_in_cache_sized_chunks(self._across_channels, x),)
         half = (self.size - 1) // 2
         mean = F.avg_pool2d(x * x, self.size, stride=1, padding=half, count_include_pad=True)
         scale = mean.mul_(self.alpha).add_(1.0)
@@ -322,17 +322,25 @@ class LRN(Layer):
 CHUNK_ELEMENTS = 1 << 22  # ~16 MB of float32: the LRN's few temporaries stay in cache
 
 
-def _in_cache_sized_chunks(x, function):
-    """function(x) computed a few samples at a time: an element-wise chain over a large batch is
-    memory-bound, and on chunks its temporaries stay in cache (about 4x faster at batch 16)."""
-    per_sample = x[0].numel() if x.shape[0] else 0
-    if x.shape[0] <= 1 or per_sample * x.shape[0] <= CHUNK_ELEMENTS:
-        return function(x)
+def _in_cache_sized_chunks(function, *tensors):
+    """function(*tensors) computed a few samples at a time (the tensors share their first axis; function
+    returns one tensor or a tuple of them, each with that first axis): an element-wise chain over a large
+    batch is memory-bound, and on chunks its temporaries stay in cache (about 4x faster at batch 16)."""
+    first = tensors[0]
+    per_sample = first[0].numel() if first.shape[0] else 0
+    if first.shape[0] <= 1 or per_sample * first.shape[0] <= CHUNK_ELEMENTS:
+        return function(*tensors)
     step = max(1, CHUNK_ELEMENTS // per_sample)
-    out = torch.empty_like(x)
-    for start in range(0, x.shape[0], step):
-        out[start:start + step] = function(x[start:start + step])
-    return out
+    outs = None
+    for start in range(0, first.shape[0], step):
+        parts = function(*(t[start:start + step] for t in tensors))
+        single = isinstance(parts, torch.Tensor)
+        parts = (parts,) if single else parts
+        if outs is None:
+            outs = tuple(part.new_empty((first.shape[0],) + part.shape[1:]) for part in parts)
+        for out, part in zip(outs, parts):
+            out[start:start + step] = part
+    return outs[0] if single else outs
 
 
 def _channel_window_sum(values, size):
@@ -366,20 +374,26 @@ class _CrossChannelLRN(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, size, alpha, beta, k):
-        scale = _cross_channel_scale(x, size, alpha, k)
+        def chunk(x):
+            scale = _cross_channel_scale(x, size, alpha, k)
+            return x * _negative_power(scale, beta), scale
+        y, scale = _in_cache_sized_chunks(chunk, x)
         ctx.save_for_backward(x, scale)
         ctx.size, ctx.alpha, ctx.beta = size, alpha, beta
-        return x * _negative_power(scale, beta)
+        return y
 
     @staticmethod
     def backward(ctx, grad_output):
         x, scale = ctx.saved_tensors
-        power = _negative_power(scale, ctx.beta)
-        ratio = grad_output * x * power / scale  # dy * y / scale
-        accumulated = _channel_window_sum(ratio, ctx.size)
-        grad = grad_output * power
-        grad.addcmul_(x, accumulated, value=-2.0 * ctx.alpha * ctx.beta / ctx.size)
-        return grad, None, None, None, None
+        size, factor, beta = ctx.size, -2.0 * ctx.alpha * ctx.beta / ctx.size, ctx.beta
+
+        def chunk(grad_output, x, scale):
+            power = _negative_power(scale, beta)
+            ratio = grad_output * x * power / scale  # dy * y / scale
+            accumulated = _channel_window_sum(ratio, size)
+            grad = grad_output * power
+            return grad.addcmul_(x, accumulated, value=factor)
+        return _in_cache_sized_chunks(chunk, grad_output.contiguous(), x, scale), None, None, None, None
 
 
 def _negative_power(scale, beta):
