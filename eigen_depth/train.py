@@ -19,7 +19,7 @@ from .atomic import make_folder
 from .caffe import read_prototxt, read_solver, schema
 from .constants import GRADIENT_KERNELS
 from .errors import EigenDepthError, PrototxtError, exit_status
-from .net import CaffeNet
+from .net import CaffeNet, layer_included
 from .prototxt import ROOT as PROTOTXT_ROOT
 from .prototxt import SUCCESSORS
 from .solver import Solver, learning_rate
@@ -29,6 +29,8 @@ DEFAULT_VARIANTS = {"global": "norm", "gradient": "norm", "joint": "A", "refine"
 RECIPES = ("thesis", "cpu")
 CPU_RECIPE_BATCH = 16
 PRETRAINED_FILLER_STD = 0.01  # AlexNet's own gaussian filler, for layers the thesis fills from AlexNet
+OUTPUT_STARTS = {"refine": "conv5-refine"}  # the CPU recipe starts this layer's output at its target's mean
+TARGET_MEAN_BATCHES = 8  # training batches read for that mean
 
 
 # Process group ------------------------------------------------------------------------------------
@@ -249,6 +251,72 @@ def for_cpu_recipe(net):
     return net
 
 
+def start_output_at_target_mean(net_param, layer_name, data, batches=TARGET_MEAN_BATCHES):
+    """The CPU recipe's start for a net's metric output (net_param changed in place): the bias filler of
+    `layer_name`, whose top reaches a EuclideanLoss through Power layers of power 1, becomes the constant at
+    which that output, before its zero-mean weights move, equals the mean of the loss's other bottom (the
+    target) over the first `batches` training batches. From the thesis's fillers the refining net's output
+    starts near 0 m, and under its Power scale of 0.01 an Adam step moves the bias by about 1e-5 of the
+    output: hundreds of iterations go to finding the mean depth. Returns (bias, target mean), or None when
+    the layer's top reaches no such loss."""
+    path = _affine_path_to_loss(net_param, layer_name)
+    if path is None:
+        return None
+    scale, shift, target = path
+    mean = _mean_training_blob(net_param, target, data, batches)
+    bias = (mean - shift) / scale
+    layer = next(layer for layer in net_param.layer if layer.name == layer_name)
+    field = "convolution_param" if layer.HasField("convolution_param") else "inner_product_param"
+    filler = getattr(layer, field).bias_filler
+    filler.Clear()
+    filler.type, filler.value = "constant", bias
+    return bias, mean
+
+
+def _training_layers(net_param):
+    state = net_param.state
+    return [layer for layer in net_param.layer if layer_included(layer, schema.TRAIN, state.level, state.stage)]
+
+
+def _affine_path_to_loss(net_param, layer_name):
+    """(scale, shift, target blob): the output of `layer_name` reaches a EuclideanLoss as scale * top +
+    shift through Power layers; None if it does not."""
+    layers = _training_layers(net_param)
+    names = [layer.name for layer in layers]
+    if layer_name not in names:
+        raise PrototxtError(f"the CPU recipe's output layer '{layer_name}' is not in the training net")
+    blob, scale, shift = layers[names.index(layer_name)].top[0], 1.0, 0.0
+    for layer in layers[names.index(layer_name) + 1:]:
+        if blob not in layer.bottom:
+            continue
+        if layer.type == "Power" and layer.power_param.power == 1:
+            scale, shift = scale * layer.power_param.scale, shift * layer.power_param.scale + layer.power_param.shift
+            blob = layer.top[0]
+        elif layer.type == "EuclideanLoss":
+            return scale, shift, next(bottom for bottom in layer.bottom if bottom != blob)
+    return None
+
+
+def _mean_training_blob(net_param, blob, data, batches):
+    """The mean of `blob` over the first `batches` training batches: a net of the data layers and of the
+    layers `blob` is computed from, run in the TRAIN phase."""
+    layers, needed, kept = _training_layers(net_param), {blob}, []
+    for layer in reversed(layers):
+        if not layer.bottom or needed.intersection(layer.top):
+            kept.append(layer)
+            needed.update(layer.bottom)
+    sub = schema.NetParameter()
+    sub.name = net_param.name
+    sub.state.CopyFrom(net_param.state)
+    sub.layer.extend(reversed(kept))
+    total, count = 0.0, 0
+    with torch.no_grad(), CaffeNet(sub, schema.TRAIN, data=data) as net:
+        for _ in range(batches):
+            values = net.forward()[blob].double()
+            total, count = total + float(values.sum()), count + values.numel()
+    return total / count
+
+
 def stage_solver(stage, variant=None, out="train_out", iters=None, batch=None, solver_file=None,
                  test_interval=None, test_iter=None, snapshot=None, recipe="thesis"):
     """The SolverParameter of a stage: the family's solver (the thesis's, or with recipe "cpu" the CPU
@@ -315,6 +383,12 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
         raise EigenDepthError(f"{stage} trains in one stage: give its starting weights with --weights")
     param, deploy = stage_solver(stage, variant, out, iters, batch, solver_file, test_interval, test_iter, snapshot,
                                  recipe)
+    if recipe == "cpu" and stage in OUTPUT_STARTS:
+        seed = param.random_seed if param.random_seed >= 0 else None
+        start = start_output_at_target_mean(param.net_param, OUTPUT_STARTS[stage], data_settings(data_root, data, seed))
+        if start:
+            echo(f"stage {stage}: {OUTPUT_STARTS[stage]}'s bias starts at {start[0]:.4g}, its output at the mean "
+                 f"training target {start[1]:.4g}")
     _write_effective_solver(param, os.path.join(out, stage, "solver.prototxt"))
     stage_weights, transfers = stage_transfers(stage, variant, alexnet, global_snapshot, gradient_snapshot)
     weights = [w for w in (weights or "").split(",") if w] + stage_weights

@@ -4,6 +4,7 @@ refining net fit a couple of fixed rendered rooms through the real Solver, the L
 weight transfers. A loss that does not fall to a tenth of its start means a broken gradient, loss weight,
 data scale or transfer."""
 import csv
+import math
 import os
 
 import numpy as np
@@ -14,7 +15,8 @@ from eigen_depth.caffe import load_weights, parse_text, read_prototxt, schema
 from eigen_depth.data.paired_lmdb import make_lmdb
 from eigen_depth.data.synthetic import make_synthetic
 from eigen_depth.solver import Solver
-from eigen_depth.train import PROTOTXT_ROOT, for_cpu_recipe, stage_solver, train_stage
+from eigen_depth.train import (PROTOTXT_ROOT, data_settings, for_cpu_recipe, stage_solver,
+                               start_output_at_target_mean, train_stage)
 
 ROOMS = 2  # every batch holds the whole training set: the nets can fit it exactly
 
@@ -56,6 +58,51 @@ def test_cpu_recipe_uses_the_families_cpu_solver_at_batch_16_and_the_thesis_solv
     thesis, _ = stage_solver("global", out=str(tmp_path))
     assert (thesis.type, thesis.base_lr, thesis.max_iter) == ("SGD", pytest.approx(0.0005), 100000)
     assert {layer.data_param.batch_size for layer in thesis.net_param.layer if layer.type == "Data"} == {32}
+
+
+@pytest.fixture(scope="module")
+def flat_rooms(tmp_path_factory):
+    """LMDBs of four training pairs whose depth is flat: 2 m in two of them, 4 m in the other two (8-bit
+    depth pixel / 255 = metres / 10: pixels 51 and 102)."""
+    import cv2
+    folder = tmp_path_factory.mktemp("flat")
+    rng = np.random.default_rng(3)
+    for split, pixels in (("train", (51, 102, 51, 102)), ("test", (51,))):
+        os.makedirs(folder / "pairs" / split)
+        for index, pixel in enumerate(pixels):
+            cv2.imwrite(str(folder / "pairs" / split / f"{index:05d}_colors.png"),
+                        rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+            cv2.imwrite(str(folder / "pairs" / split / f"{index:05d}_depth.png"), np.full((480, 640), pixel, np.uint8))
+    make_lmdb(str(folder / "pairs"), str(folder / "lmdb"), workers=1, progress=False, log=lambda *_: None)
+    return str(folder / "lmdb")
+
+
+@pytest.mark.parametrize("variant", ["norm_abs", "abs", "log_abs"])
+def test_cpu_recipe_starts_the_refining_output_at_the_mean_training_target(tmp_path, flat_rooms, variant):
+    param, _ = stage_solver("refine", variant, out=str(tmp_path), batch=2, recipe="cpu")
+    # 4 batches of 2 read the 4 training pairs twice; the depth Data layer scales the bytes by 1/256, so
+    # Y is 51/256 and 102/256 equally often
+    bias, mean = start_output_at_target_mean(param.net_param, "conv5-refine", data_settings(flat_rooms), batches=4)
+    ys = (51 / 256, 102 / 256)
+    if variant == "log_abs":  # the thesis's L(y) = 1 + 0.179581 ln(0.996078431 y + 0.00392156863), averaged
+        expected = np.mean([1 + 0.179581 * math.log(0.996078431 * y + 0.00392156863) for y in ys])
+    else:
+        expected = np.mean(ys)
+    assert mean == pytest.approx(expected, rel=1e-6)
+    # power-refine multiplies conv5-refine's output by 0.01 (no shift)
+    assert bias == pytest.approx(expected / 0.01, rel=1e-6)
+    filler = _layer(param.net_param, "conv5-refine").convolution_param.bias_filler
+    assert (filler.type, filler.value) == ("constant", pytest.approx(bias))
+    # the weights keep their zero-mean filler
+    assert _layer(param.net_param, "conv5-refine").convolution_param.weight_filler.type == "gaussian"
+
+
+def test_cpu_recipe_leaves_an_output_without_an_affine_path_to_a_euclidean_loss_alone(tmp_path, flat_rooms):
+    param, _ = stage_solver("global", "norm", out=str(tmp_path), batch=2, recipe="cpu")
+    before = _layer(param.net_param, "fc-depth").inner_product_param.bias_filler.value
+    # fc-depth reaches its loss through Reshape and MVN: a scale-free loss has no mean to start from
+    assert start_output_at_target_mean(param.net_param, "fc-depth", data_settings(flat_rooms), batches=1) is None
+    assert _layer(param.net_param, "fc-depth").inner_product_param.bias_filler.value == before
 
 
 MLP = """
@@ -126,6 +173,10 @@ def test_global_then_refining_stage_fit_a_couple_of_rooms(tmp_path_factory, room
     refine_snapshot = fit("refine", rooms, out, 160, global_snapshot=global_snapshot,
                           gradient_snapshot=gradient_snapshot)
     assert_learned(os.path.join(out, "refine"))
+    # the recipe started its output at the rooms' mean depth (0.5-10 m, in tens of metres, under power-refine's 0.01)
+    used = read_prototxt(os.path.join(out, "refine", "solver.prototxt"), schema.SolverParameter)
+    filler = _layer(used.net_param, "conv5-refine").convolution_param.bias_filler
+    assert filler.type == "constant" and 0.05 / 0.01 <= filler.value <= 1.0 / 0.01
     # the refining net learned on top of the transferred, frozen stages
     trained, first, second = load_weights(refine_snapshot), load_weights(global_snapshot), load_weights(gradient_snapshot)
     for name in ("conv1", "conv5", "fc-depth"):
