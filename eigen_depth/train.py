@@ -96,8 +96,7 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     device = torch.device(device)
     distributed = init_distributed(device)
     param = solver if isinstance(solver, schema.SolverParameter) else read_solver(solver)
-    seed = param.random_seed if param.random_seed >= 0 else None
-    settings = data_settings(data_root, data, seed, distributed)
+    settings = data_settings(data_root, data, _data_seed(param), distributed)
     if max_iter is not None:
         param = _with(param, max_iter=max_iter)
     folder = None if isinstance(solver, schema.SolverParameter) else os.path.dirname(os.path.abspath(solver))
@@ -136,6 +135,11 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     if rank == 0 and curve:
         echo(f"log: {log.csv_path}; loss curve: {curve}")
     return runner
+
+
+def _data_seed(param):
+    """The seed the data layers shuffle with: the solver's random_seed, or None (unseeded) when it is negative."""
+    return param.random_seed if param.random_seed >= 0 else None
 
 
 def _planned(log, echo):
@@ -384,8 +388,8 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
     param, deploy = stage_solver(stage, variant, out, iters, batch, solver_file, test_interval, test_iter, snapshot,
                                  recipe)
     if recipe == "cpu" and stage in OUTPUT_STARTS:
-        seed = param.random_seed if param.random_seed >= 0 else None
-        start = start_output_at_target_mean(param.net_param, OUTPUT_STARTS[stage], data_settings(data_root, data, seed))
+        start = start_output_at_target_mean(param.net_param, OUTPUT_STARTS[stage],
+                                            data_settings(data_root, data, _data_seed(param)))
         if start:
             echo(f"stage {stage}: {OUTPUT_STARTS[stage]}'s bias starts at {start[0]:.4g}, its output at the mean "
                  f"training target {start[1]:.4g}")
