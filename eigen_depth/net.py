@@ -16,12 +16,14 @@ from torch import nn
 
 from . import fusion
 from .caffe import array_to_blob, blob_to_array, read_caffemodel, read_net, schema
+from .caffe.io import release_pages
 from .caffe.schema import TEST, TRAIN
 from .errors import CaffemodelError, LayerError, ShapeError
 from .layers import layer_class
 from .layers.base import check_fits
 
 PHASE_NAMES = {TRAIN: "TRAIN", TEST: "TEST"}
+_COPY_CHUNK_VALUES = 1 << 20  # 4 MiB of float32: at most this much of a weights file is held twice while loading
 
 
 def parse_phase(phase):
@@ -525,7 +527,8 @@ class CaffeNet(nn.Module):
         caffemodel's floats mostly lie at addresses that are not multiples of 4, where a batch-1 inner
         product runs about 2x slower, and the file's map can close.
         """
-        where = weights if isinstance(weights, (str, os.PathLike)) else "<weights>"
+        from_file = isinstance(weights, (str, os.PathLike))
+        where = weights if from_file else "<weights>"
         source = self._weight_arrays(weights, where)
         copied, ignored = [], []
         by_name = {layer.name: layer for layer in self.layers}
@@ -540,7 +543,7 @@ class CaffeNet(nn.Module):
                                  f"another network?")
             for index, (array, blob) in enumerate(zip(arrays, layer.blobs)):
                 array = self._fit_shape(array, tuple(blob.shape), f"{where}: layer '{name}' blob {index}")
-                self._assign(blob, array, share)
+                self._assign(blob, array, share, release=from_file)
             copied.append(name)
         missing = [layer.name for layer in self.layers if len(layer.blobs) and layer.name not in source]
         if source and not copied and missing:
@@ -577,11 +580,20 @@ class CaffeNet(nn.Module):
         raise ShapeError(f"{where}: shape mismatch: the net expects {expected}, the weights have {found}")
 
     @staticmethod
-    def _assign(blob, array, share=True):
+    def _assign(blob, array, share=True, release=False):
+        """Puts `array` into `blob`: as a view (share), else as a copy. release: `array` views a file read for
+        this copy alone; its pages leave memory as they are copied, a few MiB at a time, so that loading
+        never holds the weights twice."""
         with torch.no_grad():
             if share and blob.device.type == "cpu" and array.dtype == np.float32 and blob.dtype == torch.float32 \
                     and array.flags.writeable and array.flags.c_contiguous:
                 blob.data = torch.from_numpy(array)  # shares the file's copy-on-write mapping
+            elif release and blob.is_contiguous() and array.flags.c_contiguous and array.flags.writeable:
+                flat, target = array.reshape(-1), blob.view(-1)
+                for start in range(0, flat.size, _COPY_CHUNK_VALUES):
+                    part = flat[start:start + _COPY_CHUNK_VALUES]
+                    target[start:start + part.size].copy_(torch.from_numpy(part))
+                    release_pages(part)
             else:
                 blob.copy_(torch.as_tensor(np.asarray(array), dtype=blob.dtype))
 

@@ -369,3 +369,43 @@ def test_blob_with_a_huge_corrupt_shape_is_an_error_not_a_wraparound():
     blob.shape.dim.extend([1 << 32, 1 << 32])  # 2**64 values: wraps to 0 in int64
     with pytest.raises(CaffemodelError, match="needs"):
         blob_to_array(blob)
+
+
+def _resident_kib_of_map(address):
+    """The Rss (KiB) of this process's mapping that contains `address`, from /proc/self/smaps."""
+    with open("/proc/self/smaps") as smaps:
+        inside = False
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                low, high = (int(x, 16) for x in head.split("-"))
+                inside = low <= address < high
+            elif inside and head == "Rss:":
+                return int(line.split()[1])
+    raise AssertionError("no mapping holds the array")
+
+
+def test_release_pages_drops_a_files_pages_from_memory_and_keeps_its_values(tmp_path):
+    from eigen_depth.caffe.io import read_bytes, release_pages
+    values = np.arange(4 << 20, dtype="<f4")  # 16 MiB
+    path = tmp_path / "weights.bin"
+    path.write_bytes(values.tobytes())
+    mapping = read_bytes(path)
+    array = np.frombuffer(memoryview(mapping).cast("B"), "<f4")[1:]  # not page-aligned: whole pages inside go
+    assert array.sum(dtype=np.float64) == values[1:].sum(dtype=np.float64)  # every page read
+    resident = _resident_kib_of_map(array.ctypes.data)
+    assert resident >= 15 << 10
+    release_pages(array)
+    assert _resident_kib_of_map(array.ctypes.data) <= 8  # at most the two partial pages at the ends
+    np.testing.assert_array_equal(array, values[1:])   # read again from the file
+
+
+def test_release_pages_leaves_arrays_that_view_no_file_alone():
+    from eigen_depth.caffe.io import release_pages
+    heap = np.arange(1 << 20, dtype=np.float32)
+    release_pages(heap)
+    release_pages(heap[::2])
+    in_bytes = np.frombuffer(bytearray(heap.tobytes()), np.float32)
+    release_pages(in_bytes)
+    np.testing.assert_array_equal(heap, np.arange(1 << 20, dtype=np.float32))
+    np.testing.assert_array_equal(in_bytes, heap)

@@ -261,6 +261,33 @@ def test_copy_from_without_sharing_copies_into_the_nets_own_aligned_blobs(tmp_pa
                                       stored.reshape(fresh.layer_by_name(name).blobs[0].shape))
 
 
+def _memory_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def test_copy_from_a_file_without_sharing_never_holds_its_weights_twice(tmp_path):
+    # 4.2 million weights (16.8 MB): several of the copy's chunks, the last one partial
+    text = """layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2100 } } }
+layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y" inner_product_param { num_output: 2000 } }"""
+    weights = np.random.default_rng(0).standard_normal((2000, 2100)).astype(np.float32)
+    bias = np.arange(2000, dtype=np.float32)
+    path = str(tmp_path / "big.caffemodel")
+    saved = net_from(text)
+    saved.copy_from({"fc": [weights, bias]})
+    saved.save(path)
+    del saved
+    fresh = net_from(text)  # its own (zero-filled) blobs already take their memory
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # the peak resident set starts again from now
+    before = _memory_kib("VmRSS")
+    fresh.copy_from(path, share=False)
+    held_twice_kib = _memory_kib("VmHWM") - before
+    assert held_twice_kib < 8 << 10, f"loading took {held_twice_kib} KiB beyond the net's blobs (the file: 16.4 MiB)"
+    np.testing.assert_array_equal(fresh.layer_by_name("fc").blobs[0].detach().numpy(), weights)
+    np.testing.assert_array_equal(fresh.layer_by_name("fc").blobs[1].detach().numpy(), bias)
+
+
 def test_saved_caffemodel_reads_back_in_opencv_with_identical_weights(tmp_path):
     prototxt, weights_path = tmp_path / "net.prototxt", str(tmp_path / "w.caffemodel")
     prototxt.write_text(CONV)

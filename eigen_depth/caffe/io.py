@@ -47,6 +47,26 @@ def read_bytes(path, use_mmap=True):
         raise CaffemodelError(_file_problem(path, error)) from None
 
 
+def release_pages(array):
+    """Lets the kernel drop the pages of a file that `array` views (an array of a binary file read through its
+    private map, read_bytes's default) once its values have been copied elsewhere: reading the array again
+    reloads them from the file. Only whole pages inside the array are dropped; an array that views no file
+    map is left alone. Must not be used on an array written in place (its changes would be lost)."""
+    mapping = array
+    while isinstance(mapping, np.ndarray):
+        mapping = mapping.base
+    if isinstance(mapping, memoryview):
+        mapping = mapping.obj
+    if not isinstance(mapping, mmap.mmap) or mapping.closed or len(mapping) == 0 \
+            or not array.flags.c_contiguous or not hasattr(mapping, "madvise"):
+        return
+    start = array.ctypes.data - np.frombuffer(mapping, np.uint8, count=1).ctypes.data
+    first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+    end = (start + array.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
+    if 0 <= first < end <= len(mapping):
+        mapping.madvise(mmap.MADV_DONTNEED, first, end - first)
+
+
 def read_text(path):
     path = os.fspath(path)
     try:

@@ -90,9 +90,19 @@ class _DepthFinisher:
         if self.options.log:  # the inverse of L, in float32 as the original
             out = np.exp((out - LOG_DEPTH_SHIFT) / LOG_DEPTH_SCALE)
         zoomed = images.zoom_cubic(self.convention.to_tenth_m(out), GT_HEIGHT, GT_WIDTH)
-        gt = batch.gt
+        files = {}
+        # image by image: the metrics' float64 temporaries are one image's, not a batch's (tens of MiB)
+        rows = [self._finish(pair, batch, i, zoomed[i:i + 1], files) for i, pair in enumerate(batch.pairs)]
+        if self.options.write_images:
+            write_many(self.pool, files)
+        self.offset += len(batch.pairs)
+        return rows
+
+    def _finish(self, pair, batch, i, zoomed, files):
+        """One image's metrics row; its images go into `files`, its contact sheet row into sheet_rows."""
+        gt = batch.gt[i:i + 1]
         output_m, gt_m = zoomed * DEPTH_UNIT_M, gt * DEPTH_UNIT_M
-        fitted = np.stack([metrics.mvn_fit(zoomed[i], gt[i]) for i in range(len(zoomed))])
+        fitted = metrics.mvn_fit(zoomed[0], gt[0])[None]
         fitted_m = fitted * DEPTH_UNIT_M
         values = {}
         values.update(metrics.thesis_metrics(output_m, gt_m))
@@ -100,23 +110,16 @@ class _DepthFinisher:
         values.update(metrics.standard_metrics(output_m, gt_m))
         values.update({ORACLE + k: v for k, v in metrics.standard_metrics(fitted_m, gt_m).items()})
         if self.options.write_images:
-            files = {}
+            names = self.names[pair.stem]
             oracle_dir, abs_dir = self.folders
-            for i, pair in enumerate(batch.pairs):
-                names = self.names[pair.stem]
-                for folder, depth in ((oracle_dir, fitted[i]), (abs_dir, zoomed[i])):
-                    files[folder.file(names["input"])] = batch.input_png[i]
-                    files[folder.file(names["gt"])] = batch.gt_png[i]
-                    files[folder.file(names["depth"])] = _depth_png(depth, self.options.png_compression)
-            write_many(self.pool, files)
-        for i, pair in enumerate(batch.pairs):
-            if self.offset + i in self.sheet_indices:
-                rgb = self.convention.to_rgb_uint8(batch.inputs[i])
-                self.sheet_rows.append((pair.stem, rgb, gt_m[i].copy(), output_m[i].copy(), fitted_m[i].copy()))
-        self.offset += len(batch.pairs)
-        rows = [[pair.stem] + [float(values[m][i]) for m in metric_names("test_depth")]
-                for i, pair in enumerate(batch.pairs)]
-        return rows
+            for folder, depth in ((oracle_dir, fitted[0]), (abs_dir, zoomed[0])):
+                files[folder.file(names["input"])] = batch.input_png[i]
+                files[folder.file(names["gt"])] = batch.gt_png[i]
+                files[folder.file(names["depth"])] = _depth_png(depth, self.options.png_compression)
+        if self.offset + i in self.sheet_indices:
+            rgb = self.convention.to_rgb_uint8(batch.inputs[i])
+            self.sheet_rows.append((pair.stem, rgb, gt_m[0], output_m[0], fitted_m[0]))
+        return [pair.stem] + [float(values[m][0]) for m in metric_names("test_depth")]
 
 
 def _depth_png(depth_tenth, compression):
