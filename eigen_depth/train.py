@@ -15,6 +15,7 @@ import os
 
 import torch
 
+from . import batch_norm
 from .atomic import make_folder
 from .caffe import read_prototxt, read_solver, schema
 from .constants import GRADIENT_KERNELS
@@ -87,11 +88,13 @@ def set_gradient_filter(net):
 
 
 def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=None, data=None, log_dir=None,
-                 progress=True, transfers=(), deploy=None, max_iter=None, minutes=None, snapshots=None, echo=print):
+                 progress=True, transfers=(), deploy=None, max_iter=None, minutes=None, snapshots=None, echo=print,
+                 folded=None):
     """`caffe train`: builds the solver, copies --weights (or resumes from --snapshot), trains to max_iter.
     transfers: (caffemodel, {source layer: target layer}) pairs copied after --weights. minutes: instead of
     max_iter, train for about that long (Solver.fit_to_time), with `snapshots` evenly spaced snapshots.
-    Returns the Solver (its last snapshot is `solver.last_snapshot`)."""
+    folded: a FoldedSnapshots that also writes each snapshot with its batch normalisation folded away.
+    Returns the Solver (its last snapshot is `solver.last_snapshot`: the folded one when folded is given)."""
     from .training_log import TrainingLog
     device = torch.device(device)
     distributed = init_distributed(device)
@@ -124,7 +127,12 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
                       display=runner.param.display)
     runner.callbacks.append(log)
     last = []
-    runner.callbacks.append(lambda event, it, values: last.append(values["caffemodel"]) if event == "snapshot" else None)
+
+    def remember(event, iteration, values):
+        if event == "snapshot":
+            last.append(values["caffemodel"] if folded is None else
+                        folded.write(runner.net, iteration) if rank == 0 else folded.path(iteration))
+    runner.callbacks.append(remember)
     runner.callbacks.append(_planned(log, echo if rank == 0 else None))
     try:
         runner.solve(seconds=None if minutes is None else 60.0 * minutes, snapshots=snapshots)
@@ -376,10 +384,13 @@ def stage_transfers(stage, variant, alexnet=None, global_snapshot=None, gradient
 def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradient_snapshot=None, data=None,
                 data_root=None, iters=None, batch=None, out="train_out", device="cpu", solver_file=None,
                 test_interval=None, test_iter=None, snapshot=None, progress=True, recipe="thesis", minutes=None,
-                snapshots=None, echo=print, weights=None):
+                snapshots=None, echo=print, weights=None, batch_norm=True):
     """Trains one stage (or a successor family: stage "fcrn" or "densedepth"); returns the path of its last
     snapshot. weights: comma-separated caffemodels copied by layer name first, as Caffe's --weights (for the
     successors a converted ImageNet ResNet-50 / DenseNet-169 with the public prototxts' layer names).
+    batch_norm: with the CPU recipe, train the thesis's nets with batch normalisation (eigen_depth.batch_norm):
+    the training snapshots go to OUT/<stage>/training/, and each is also written folded, as the thesis's net, to
+    OUT/<stage>/snaps/ (the path returned).
     minutes: train for about that long instead of a number of iterations (with `snapshots` evenly spaced
     snapshots). The solver actually used (with its train net inline) is written to OUT/<stage>/solver.prototxt,
     so the run can be repeated with `caffe train`."""
@@ -393,6 +404,13 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
         if start:
             echo(f"stage {stage}: {OUTPUT_STARTS[stage]}'s bias starts at {start[0]:.4g}, its output at the mean "
                  f"training target {start[1]:.4g}")
+    folded = None
+    if recipe == "cpu" and stage not in SUCCESSORS and batch_norm:
+        folded = normalise_for_training(param, deploy, os.path.join(out, stage))
+        if folded:
+            deploy = folded.training_deploy
+            echo(f"stage {stage}: batch normalisation while training after {', '.join(folded.layers)}; "
+                 f"snapshots with it folded away in {folded.folder}")
     _write_effective_solver(param, os.path.join(out, stage, "solver.prototxt"))
     stage_weights, transfers = stage_transfers(stage, variant, alexnet, global_snapshot, gradient_snapshot)
     weights = [w for w in (weights or "").split(",") if w] + stage_weights
@@ -407,8 +425,63 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
     echo(f"{what}: {param.max_iter} iterations, snapshots in {os.path.dirname(param.snapshot_prefix)}")
     runner = run_training(param, ",".join(weights), device=device, data_root=data_root, data=data,
                           log_dir=os.path.join(out, stage), progress=progress, transfers=transfers, deploy=deploy,
-                          minutes=minutes, snapshots=snapshots, echo=echo)
+                          minutes=minutes, snapshots=snapshots, echo=echo, folded=folded)
     return runner.last_snapshot
+
+
+class FoldedSnapshots:
+    """Writes a batch-normalised training net's snapshot with the normalisation folded away (eigen_depth.batch_norm):
+    FOLDER/_iter_N.caffemodel for the thesis's deploy prototxt, copied beside it as _iter_N.prototxt."""
+
+    def __init__(self, folder, deploy, training_deploy, layers):
+        self.folder, self.deploy, self.training_deploy, self.layers = folder, deploy, training_deploy, layers
+
+    def path(self, iteration):
+        return os.path.join(self.folder, f"_iter_{iteration}.caffemodel")
+
+    def write(self, net, iteration):
+        import shutil
+
+        from .atomic import atomic_write
+        from .caffe import write_caffemodel
+        make_folder(self.folder)
+        path = self.path(iteration)
+        write_caffemodel(batch_norm.fold(net.to_net_parameter()), path)
+        with open(self.deploy, "rb") as source, atomic_write(path[:-len(".caffemodel")] + ".prototxt") as handle:
+            shutil.copyfileobj(source, handle)
+        return path
+
+    def refuse_earlier(self):
+        """OutputError when FOLDER already holds a snapshot, which this run would overwrite or mix with its own."""
+        from .errors import OutputError
+        from .experiment import last_snapshot
+        found = last_snapshot(self.folder)
+        if found:
+            raise OutputError(f"{found}: a snapshot of an earlier run, which this run would overwrite or mix with its "
+                              f"own; move that run's snapshots away or choose another --out")
+
+
+def normalise_for_training(param, deploy, stage_dir):
+    """The CPU recipe's batch normalisation (eigen_depth.batch_norm), applied to a stage's SolverParameter in place:
+    BatchNorm and Scale after its trainable layers that a ReLU follows, training snapshots (with their own deploy
+    prototxt, written to STAGE_DIR/training/deploy.prototxt) under STAGE_DIR/training/. Returns the
+    FoldedSnapshots that writes the folded ones where the snapshots went before, or None when no layer qualifies."""
+    from .caffe.io import write_prototxt
+    layers = batch_norm.targets(param.net_param)
+    if not layers:
+        return None
+    batch_norm.insert(param.net_param, layers)
+    deploy_net = read_prototxt(deploy, schema.NetParameter)
+    present = {layer.name for layer in deploy_net.layer}
+    batch_norm.insert(deploy_net, [name for name in layers if name in present], learned=False)
+    training = os.path.join(stage_dir, "training")
+    make_folder(training)
+    training_deploy = os.path.join(training, "deploy.prototxt")
+    write_prototxt(deploy_net, training_deploy)
+    folded = FoldedSnapshots(os.path.dirname(param.snapshot_prefix), deploy, training_deploy, layers)
+    folded.refuse_earlier()
+    param.snapshot_prefix = training + os.sep
+    return folded
 
 
 def _write_effective_solver(param, path):
@@ -462,6 +535,9 @@ def staged_main(argv=None, prog=None):
                         help="thesis: the thesis's solvers (SGD, 100k iterations, from ImageNet AlexNet); cpu: "
                              "solver_cpu.prototxt (Adam, decaying rate), every trainable lr_mult 1, batch 16, "
                              "for a start from fillers on a CPU")
+    parser.add_argument("--no-batch-norm", action="store_true",
+                        help="with --recipe cpu, train the thesis's nets without the recipe's batch normalisation "
+                             "(which is folded away in every snapshot of OUT/<stage>/snaps/)")
     parser.add_argument("--out", default="train_out", help="output folder: OUT/<stage>/snaps/_iter_N.*")
     add_device(parser)
     parser.add_argument("--no-progress", action="store_true")
@@ -471,7 +547,8 @@ def staged_main(argv=None, prog=None):
     options = dict(alexnet=args.alexnet, data=args.data, data_root=args.data_root, iters=args.iters,
                    batch=args.batch, out=args.out, device=resolve_device(args.device), solver_file=args.solver,
                    test_interval=args.test_interval, test_iter=args.test_iter, snapshot=args.snapshot_every,
-                   progress=not args.no_progress, recipe=args.recipe, minutes=args.minutes)
+                   progress=not args.no_progress, recipe=args.recipe, minutes=args.minutes,
+                   batch_norm=not args.no_batch_norm)
 
     def run():
         if args.family:
