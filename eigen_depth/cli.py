@@ -57,6 +57,30 @@ def _upgrade(parser):
     return run
 
 
+@command("fold-batch-norm", "write a training snapshot of the CPU recipe (with its BatchNorm and Scale layers) "
+                            "as the thesis's net, the normalisation folded into the layers before it")
+def _fold_batch_norm(parser):
+    parser.add_argument("input", help="a .caffemodel from OUT/<stage>/training/ (or from `caffe train` with the "
+                                      "solver that a CPU-recipe run saved)")
+    parser.add_argument("output", help="the .caffemodel to write; it loads into the thesis's deploy prototxt")
+
+    def run(args):
+        from .batch_norm import fold, normalised
+        from .caffe import read_caffemodel, write_caffemodel
+        from .errors import CaffemodelError
+        from .outputs import refuse_inputs
+        refuse_inputs([args.output], [args.input], "name another OUTPUT file (the input stays as it is)")
+        weights = read_caffemodel(args.input)
+        layers = normalised(weights)
+        if not layers:
+            raise CaffemodelError(f"{args.input}: has no layer followed by its BatchNorm '<layer>-bn' and Scale "
+                                  f"'<layer>-bn-scale': nothing to fold")
+        write_caffemodel(fold(weights), args.output)
+        print(f"wrote {args.output}: folded the normalisation of {', '.join(layers)}")
+        return 0
+    return run
+
+
 @command("time", "average forward and forward-backward time per layer and in total (like caffe time)")
 def _time(parser):
     parser.add_argument("--model", required=True, help="deploy .prototxt")

@@ -152,3 +152,26 @@ def test_no_batch_norm_trains_the_thesis_net_as_written(tmp_path, rooms):
     assert not (out / "gradient" / "training").exists()
     assert {"_iter_1.caffemodel", "_iter_1.solverstate"} <= set(os.listdir(out / "gradient" / "snaps"))
     assert "BatchNorm" not in (out / "gradient" / "solver.prototxt").read_text()
+
+
+def test_fold_batch_norm_command_folds_a_training_snapshot(tmp_path, capsys):
+    from eigen_depth.caffe import write_caffemodel
+    from eigen_depth.cli import main
+    source, target = str(tmp_path / "training.caffemodel"), str(tmp_path / "folded.caffemodel")
+    write_caffemodel(_weights("Convolution", [[[[2.0]]], [[[3.0]]]], [1.0, -1.0], [4.0, 2.0], [8.0, 18.0], 2.0,
+                              [1.0, 6.0], [0.5, 0.0]), source)
+    assert main(["fold-batch-norm", source, target]) == 0
+    folded = load_weights(target)
+    assert sorted(folded) == ["a"]
+    np.testing.assert_array_equal(folded["a"][0].ravel(), [1.0, 6.0])  # the numbers of the first test
+    np.testing.assert_array_equal(folded["a"][1], [0.0, -4.0])
+    assert "folded the normalisation of a" in capsys.readouterr().out
+
+    plain = schema.NetParameter(name="plain")
+    plain.layer.add(name="c", type="Convolution").blobs.append(array_to_blob(np.ones((1, 1, 1, 1), np.float32)))
+    write_caffemodel(plain, str(tmp_path / "plain.caffemodel"))
+    assert main(["fold-batch-norm", str(tmp_path / "plain.caffemodel"), str(tmp_path / "out.caffemodel")]) == 2
+    assert "nothing to fold" in capsys.readouterr().err
+    assert not (tmp_path / "out.caffemodel").exists()
+    assert main(["fold-batch-norm", source, source]) == 2  # never over its input
+    assert load_weights(source)["a-bn"][2][0] == 2.0
