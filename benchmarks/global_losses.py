@@ -25,18 +25,22 @@ VARIANTS = ("norm", "abs", "log_abs", "sc_inv")
 LOG_DEPTH_VARIANTS = ("log_abs", "sc_inv")
 
 
-def train(variant, data, out, iterations, points, log):
+def train(variant, data, out, iterations, points, log, batch_norm=True):
     """Trains one variant; returns (its snapshot folder, training minutes)."""
     started = time.perf_counter()
     last = train_stage("global", variant, data_root=RoomSets(data).lmdb, out=os.path.join(out, variant),
                        device="cpu", recipe="cpu", test_interval=0, iters=iterations,
-                       snapshot=max(1, iterations // points), progress=False, echo=log)
+                       snapshot=max(1, iterations // points), progress=False, echo=log, batch_norm=batch_norm)
     minutes = (time.perf_counter() - started) / 60
     log(f"{variant}: {os.path.basename(last)} after {minutes:.1f} min")
     snaps = os.path.dirname(last)
-    for name in os.listdir(snaps):  # the optimiser states are not needed to evaluate; they are 2x the weights
-        if name.endswith(".solverstate") and not last.startswith(os.path.join(snaps, name[:-len(".solverstate")])):
-            os.remove(os.path.join(snaps, name))
+    kept = os.path.basename(last)[:-len(".caffemodel")] + ".solverstate"
+    # the optimiser states are not needed to evaluate; they are 2x the weights (with the recipe's batch
+    # normalisation they are beside the training snapshots)
+    for folder in (snaps, os.path.join(os.path.dirname(snaps), "training")):
+        for name in os.listdir(folder) if os.path.isdir(folder) else ():
+            if name.endswith(".solverstate") and name != kept:
+                os.remove(os.path.join(folder, name))
     return snaps, minutes
 
 
@@ -101,6 +105,8 @@ def main(argv=None):
     parser.add_argument("--points", type=int, default=5, help="snapshots (curve points) per run")
     parser.add_argument("--losses", default=",".join(VARIANTS),
                         help="comma-separated losses to train (default: all four); one alone gives a longer curve")
+    parser.add_argument("--no-batch-norm", action="store_true",
+                        help="without the CPU recipe's batch normalisation (as before it had one)")
     args = parser.parse_args(argv)
     if args.iters_each < 1 or args.points < 1:
         parser.error("--iters-each and --points must be positive")
@@ -119,7 +125,8 @@ def main(argv=None):
 
     curves, minutes = {}, {}
     for variant in variants:
-        snaps, minutes[variant] = train(variant, args.data, args.out, args.iters_each, args.points, log)
+        snaps, minutes[variant] = train(variant, args.data, args.out, args.iters_each, args.points, log,
+                                        not args.no_batch_norm)
         curves[variant] = curve(variant, snaps, heldout, os.path.join(args.out, "eval", variant))
         log(f"{variant}: " + ", ".join(f"{it}: {mvn:.3f}" for it, mvn in curves[variant]))
     paired = paired_differences(args.out, curves) if "norm" in curves else {}
