@@ -475,11 +475,11 @@ def normalise_for_training(param, deploy, stage_dir):
     present = {layer.name for layer in deploy_net.layer}
     batch_norm.insert(deploy_net, [name for name in layers if name in present], learned=False)
     training = os.path.join(stage_dir, "training")
+    folded = FoldedSnapshots(os.path.dirname(param.snapshot_prefix), deploy, os.path.join(training, "deploy.prototxt"),
+                             layers)
+    folded.refuse_earlier()  # before anything is written
     make_folder(training)
-    training_deploy = os.path.join(training, "deploy.prototxt")
-    write_prototxt(deploy_net, training_deploy)
-    folded = FoldedSnapshots(os.path.dirname(param.snapshot_prefix), deploy, training_deploy, layers)
-    folded.refuse_earlier()
+    write_prototxt(deploy_net, folded.training_deploy)
     param.snapshot_prefix = training + os.sep
     return folded
 

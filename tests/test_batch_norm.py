@@ -143,6 +143,7 @@ def test_a_run_refuses_to_overwrite_an_earlier_runs_folded_snapshot(tmp_path, ro
     with pytest.raises(OutputError, match="_iter_9.caffemodel: a snapshot of an earlier run"):
         _train("global", rooms, str(tmp_path / "run"))
     assert (snaps / "_iter_9.caffemodel").read_bytes() == b"earlier"
+    assert sorted(os.listdir(tmp_path / "run" / "global")) == ["snaps"]  # nothing written
 
 
 def test_no_batch_norm_trains_the_thesis_net_as_written(tmp_path, rooms):
