@@ -53,6 +53,13 @@ def atomic_write(path, mode="wb"):
         raise
 
 
+def atomic_copy(source, path):
+    """Copies the file `source` to `path` through atomic_write."""
+    import shutil
+    with open(source, "rb") as handle, atomic_write(path) as target:
+        shutil.copyfileobj(handle, target)
+
+
 def _sync_folder(folder):
     """Makes a rename inside `folder` durable (where the platform can open folders; Windows cannot)."""
     try:

@@ -15,8 +15,8 @@ and drops the BatchNorm and Scale layers, so the folded weights load by name int
 """
 import numpy as np
 
-from .caffe import array_to_blob, blob_to_array, schema
-from .errors import EigenDepthError
+from .caffe import array_to_blob, blob_to_array, read_caffemodel, schema, write_caffemodel
+from .errors import CaffemodelError, EigenDepthError
 
 NORMALISED_TYPES = ("Convolution", "InnerProduct")
 BATCH_NORM_SUFFIX = "-bn"
@@ -44,7 +44,8 @@ def insert(net_param, names, fraction=MOVING_AVERAGE_FRACTION, learned=True):
     """Puts a BatchNorm and a Scale layer (with a bias) right after each layer named in `names`, in place on its
     top (net_param changed in place). learned: the Scale's factor and bias train at lr_mult 1 without weight
     decay (a training net); False writes no param specs (a deploy net). Returns net_param."""
-    missing = [name for name in names if name not in {layer.name for layer in net_param.layer}]
+    present = {layer.name for layer in net_param.layer}
+    missing = [name for name in names if name not in present]
     if missing:
         raise EigenDepthError(f"{net_param.name or 'the net'}: has no layer {', '.join(missing)} to normalise")
     layers = list(net_param.layer)
@@ -98,12 +99,25 @@ def fold(weights):
     return folded
 
 
+def fold_caffemodel(source, target):
+    """Writes the training snapshot `source` (a .caffemodel) folded (see `fold`) to `target`; returns the names
+    of the layers folded. CaffemodelError when it has no layer followed by its BatchNorm and Scale."""
+    weights = read_caffemodel(source)
+    layers = normalised(weights)
+    if not layers:
+        raise CaffemodelError(f"{source}: has no layer followed by its BatchNorm '<layer>{BATCH_NORM_SUFFIX}' and "
+                              f"Scale '<layer>{SCALE_SUFFIX}': nothing to fold")
+    write_caffemodel(fold(weights), target)
+    return layers
+
+
 def _folded_blobs(layer, norm, scale):
     where = f"layer '{layer.name}'"
     if len(layer.blobs) != 2 or len(norm.blobs) != 3 or len(scale.blobs) != 2:
         raise EigenDepthError(f"{where}: folding needs its weight and bias, the BatchNorm's 3 blobs and the Scale's 2 "
                               f"(found {len(layer.blobs)}, {len(norm.blobs)}, {len(scale.blobs)})")
-    weight, bias = (blob_to_array(blob, where).astype(np.float64) for blob in layer.blobs)
+    weight, bias = (blob_to_array(blob, where) for blob in layer.blobs)
+    bias_shape, weight, bias = bias.shape, weight.astype(np.float64), bias.astype(np.float64)
     mean_sum, var_sum, factor = (blob_to_array(blob, f"layer '{norm.name}'").astype(np.float64)
                                  for blob in norm.blobs)
     gamma, beta = (blob_to_array(blob, f"layer '{scale.name}'").astype(np.float64).ravel() for blob in scale.blobs)
@@ -122,7 +136,7 @@ def _folded_blobs(layer, norm, scale):
     else:  # an InnerProduct's weight is (outputs, inputs), or legacy 1 x 1 x outputs x inputs
         weight = weight * multiplier[:, None]
     bias = (bias.reshape(-1) - mean) * multiplier + beta
-    return weight.astype(np.float32), bias.reshape(blob_to_array(layer.blobs[1]).shape).astype(np.float32)
+    return weight.astype(np.float32), bias.reshape(bias_shape).astype(np.float32)
 
 
 def _has_bias(layer):

@@ -65,17 +65,10 @@ def _fold_batch_norm(parser):
     parser.add_argument("output", help="the .caffemodel to write; it loads into the thesis's deploy prototxt")
 
     def run(args):
-        from .batch_norm import fold, normalised
-        from .caffe import read_caffemodel, write_caffemodel
-        from .errors import CaffemodelError
+        from .batch_norm import fold_caffemodel
         from .outputs import refuse_inputs
         refuse_inputs([args.output], [args.input], "name another OUTPUT file (the input stays as it is)")
-        weights = read_caffemodel(args.input)
-        layers = normalised(weights)
-        if not layers:
-            raise CaffemodelError(f"{args.input}: has no layer followed by its BatchNorm '<layer>-bn' and Scale "
-                                  f"'<layer>-bn-scale': nothing to fold")
-        write_caffemodel(fold(weights), args.output)
+        layers = fold_caffemodel(args.input, args.output)
         print(f"wrote {args.output}: folded the normalisation of {', '.join(layers)}")
         return 0
     return run

@@ -18,14 +18,13 @@ resumed run sees the same batches as an uninterrupted one.
 import math
 import os
 import re
-import shutil
 import time
 from collections import deque
 
 import numpy as np
 import torch
 
-from .atomic import atomic_write, make_folder
+from .atomic import atomic_copy, make_folder
 from .caffe import array_to_blob, blob_to_array, read_solverstate, read_solver, schema, write_solverstate
 from .caffe.io import read_prototxt
 from .errors import CaffemodelError, EigenDepthError, OutputError, PrototxtError
@@ -425,8 +424,7 @@ class Solver:
             state.history.append(array_to_blob(history.detach().cpu().numpy()))
         write_solverstate(state, base + ".solverstate")
         if self.deploy:
-            with open(self.deploy, "rb") as source, atomic_write(base + ".prototxt") as handle:
-                shutil.copyfileobj(source, handle)
+            atomic_copy(self.deploy, base + ".prototxt")
         if self.distributed:
             import torch.distributed as dist
             dist.barrier()

@@ -131,7 +131,7 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     def remember(event, iteration, values):
         if event == "snapshot":
             last.append(values["caffemodel"] if folded is None else
-                        folded.write(runner.net, iteration) if rank == 0 else folded.path(iteration))
+                        folded.write(values["caffemodel"], iteration) if rank == 0 else folded.path(iteration))
     runner.callbacks.append(remember)
     runner.callbacks.append(_planned(log, echo if rank == 0 else None))
     try:
@@ -439,16 +439,13 @@ class FoldedSnapshots:
     def path(self, iteration):
         return os.path.join(self.folder, f"_iter_{iteration}.caffemodel")
 
-    def write(self, net, iteration):
-        import shutil
-
-        from .atomic import atomic_write
-        from .caffe import write_caffemodel
+    def write(self, training_snapshot, iteration):
+        """Folds the training snapshot just written (a .caffemodel); returns the folded one's path."""
+        from .atomic import atomic_copy
         make_folder(self.folder)
         path = self.path(iteration)
-        write_caffemodel(batch_norm.fold(net.to_net_parameter()), path)
-        with open(self.deploy, "rb") as source, atomic_write(path[:-len(".caffemodel")] + ".prototxt") as handle:
-            shutil.copyfileobj(source, handle)
+        batch_norm.fold_caffemodel(training_snapshot, path)
+        atomic_copy(self.deploy, path[:-len(".caffemodel")] + ".prototxt")
         return path
 
     def refuse_earlier(self):

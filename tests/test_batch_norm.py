@@ -11,7 +11,7 @@ from eigen_depth import batch_norm
 from eigen_depth.caffe import array_to_blob, load_weights, parse_text, schema
 from eigen_depth.data.paired_lmdb import make_lmdb
 from eigen_depth.data.synthetic import make_synthetic
-from eigen_depth.errors import OutputError
+from eigen_depth.errors import EigenDepthError, OutputError
 from eigen_depth.train import stage_files, stage_solver, staged_main, train_stage
 
 
@@ -93,7 +93,7 @@ def test_the_recipe_normalises_the_trainable_layers_before_each_relu(tmp_path, s
 
 def test_a_layer_to_normalise_must_exist():
     net = parse_text(schema.NetParameter, 'name: "n" layer { name: "a" type: "ReLU" bottom: "x" top: "x" }')
-    with pytest.raises(Exception, match="no layer b to normalise"):
+    with pytest.raises(EigenDepthError, match="no layer b to normalise"):
         batch_norm.insert(net, ["b"])
 
 
