@@ -15,8 +15,8 @@ from eigen_depth.caffe import load_weights, parse_text, read_prototxt, schema
 from eigen_depth.data.paired_lmdb import make_lmdb
 from eigen_depth.data.synthetic import make_synthetic
 from eigen_depth.solver import Solver
-from eigen_depth.train import (PROTOTXT_ROOT, data_settings, for_cpu_recipe, stage_solver,
-                               start_output_at_target_mean, train_stage)
+from eigen_depth.train import (PROTOTXT_ROOT, data_settings, for_cpu_recipe, speed_up_output,
+                               stage_solver, start_output_at_target_mean, train_stage)
 
 ROOMS = 2  # every batch holds the whole training set: the nets can fit it exactly
 
@@ -103,6 +103,34 @@ def test_cpu_recipe_leaves_an_output_without_an_affine_path_to_a_euclidean_loss_
     # fc-depth reaches its loss through Reshape and MVN: a scale-free loss has no mean to start from
     assert start_output_at_target_mean(param.net_param, "fc-depth", data_settings(flat_rooms), batches=1) is None
     assert _layer(param.net_param, "fc-depth").inner_product_param.bias_filler.value == before
+
+
+@pytest.mark.parametrize("variant", ["norm_abs", "abs"])
+def test_cpu_recipe_trains_the_scaled_refining_output_faster(tmp_path, variant):
+    param, _ = stage_solver("refine", variant, out=str(tmp_path), recipe="cpu")
+    # power-refine multiplies conv5-refine's output by 0.01 before the loss
+    assert speed_up_output(param.net_param, "conv5-refine") == 10
+    assert [p.lr_mult for p in _layer(param.net_param, "conv5-refine").param] == [10, 10]
+    # the layers before it keep the recipe's full rate
+    assert [p.lr_mult for p in _layer(param.net_param, "conv4-refine").param] == [1, 1]
+
+
+def test_cpu_recipe_speeds_up_only_an_output_scaled_before_a_euclidean_loss_and_keeps_frozen_params():
+    def net(power):
+        return parse_text(schema.NetParameter, f"""
+            layer {{ name: "y" type: "Input" top: "y" input_param {{ shape {{ dim: 2 dim: 3 }} }} }}
+            layer {{ name: "out" type: "InnerProduct" bottom: "y" top: "o" param {{ lr_mult: 1 }}
+                    param {{ lr_mult: 0 }} inner_product_param {{ num_output: 3 }} }}
+            {power}
+            layer {{ name: "loss" type: "EuclideanLoss" bottom: "p" bottom: "y" top: "loss" }}""")
+    scaled = net('layer { name: "s" type: "Power" bottom: "o" top: "p" power_param { scale: 0.5 shift: 3 } }')
+    assert speed_up_output(scaled, "out", multiplier=7) == 7
+    assert [p.lr_mult for p in _layer(scaled, "out").param] == [7, 0]  # the frozen bias stays frozen
+    unscaled = net('layer { name: "s" type: "Power" bottom: "o" top: "p" power_param { shift: 3 } }')
+    assert speed_up_output(unscaled, "out") is None
+    assert [p.lr_mult for p in _layer(unscaled, "out").param] == [1, 0]
+    squared = net('layer { name: "s" type: "Power" bottom: "o" top: "p" power_param { power: 2 scale: 0.5 } }')
+    assert speed_up_output(squared, "out") is None
 
 
 MLP = """
