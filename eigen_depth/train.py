@@ -254,9 +254,7 @@ def for_cpu_recipe(net):
         specs = list(layer.param)
         if not specs or not any(spec.lr_mult > 0 for spec in specs):
             continue
-        for spec in specs:
-            if spec.lr_mult > 0:
-                spec.lr_mult = 1.0
+        _set_trainable_lr_mult(layer, 1.0)
         if layer.HasField("convolution_param"):
             filler = layer.convolution_param.weight_filler
             if filler.type == "constant" and filler.value == 0:
@@ -278,7 +276,7 @@ def start_output_at_target_mean(net_param, layer_name, data, batches=TARGET_MEAN
     scale, shift, target = path
     mean = _mean_training_blob(net_param, target, data, batches)
     bias = (mean - shift) / scale
-    layer = next(layer for layer in net_param.layer if layer.name == layer_name)
+    layer = _layer_named(net_param, layer_name)
     field = "convolution_param" if layer.HasField("convolution_param") else "inner_product_param"
     filler = getattr(layer, field).bias_filler
     filler.Clear()
@@ -297,11 +295,19 @@ def speed_up_output(net_param, layer_name, multiplier=OUTPUT_LR_MULT):
     path = _affine_path_to_loss(net_param, layer_name)
     if path is None or abs(path[0]) == 1.0:
         return None
-    layer = next(layer for layer in net_param.layer if layer.name == layer_name)
+    _set_trainable_lr_mult(_layer_named(net_param, layer_name), multiplier)
+    return multiplier
+
+
+def _layer_named(net_param, name):
+    return next(layer for layer in net_param.layer if layer.name == name)
+
+
+def _set_trainable_lr_mult(layer, value):
+    """Every trainable param spec of the layer (lr_mult > 0) gets lr_mult `value`; frozen ones stay frozen."""
     for spec in layer.param:
         if spec.lr_mult > 0:
-            spec.lr_mult = multiplier
-    return multiplier
+            spec.lr_mult = value
 
 
 def _training_layers(net_param):
@@ -423,8 +429,9 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
         if start:
             echo(f"stage {stage}: {OUTPUT_STARTS[stage]}'s bias starts at {start[0]:.4g}, its output at the mean "
                  f"training target {start[1]:.4g}")
-        if speed_up_output(param.net_param, OUTPUT_STARTS[stage]):
-            echo(f"stage {stage}: {OUTPUT_STARTS[stage]} learns at lr_mult {OUTPUT_LR_MULT:g}, since a Power layer "
+        multiplier = speed_up_output(param.net_param, OUTPUT_STARTS[stage])
+        if multiplier:
+            echo(f"stage {stage}: {OUTPUT_STARTS[stage]} learns at lr_mult {multiplier:g}, since a Power layer "
                  f"scales its output before the loss")
     folded = None
     if recipe == "cpu" and stage not in SUCCESSORS and batch_norm:
