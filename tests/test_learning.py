@@ -205,6 +205,8 @@ def test_global_then_refining_stage_fit_a_couple_of_rooms(tmp_path_factory, room
     used = read_prototxt(os.path.join(out, "refine", "solver.prototxt"), schema.SolverParameter)
     filler = _layer(used.net_param, "conv5-refine").convolution_param.bias_filler
     assert filler.type == "constant" and 0.05 / 0.01 <= filler.value <= 1.0 / 0.01
+    # ... and trained that output layer at the recipe's lr_mult 10 (written into the solver the run used)
+    assert [p.lr_mult for p in _layer(used.net_param, "conv5-refine").param] == [10, 10]
     # the refining net learned on top of the transferred, frozen stages
     trained, first, second = load_weights(refine_snapshot), load_weights(global_snapshot), load_weights(gradient_snapshot)
     for name in ("conv1", "conv5", "fc-depth"):
