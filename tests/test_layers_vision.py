@@ -320,6 +320,34 @@ def test_pooling_matches_reference(method, text, size, kernel, stride, pad):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
 
+MAX_PATHS = ["nchw", "channels_last", "requires_grad", "chunked"]
+
+
+@pytest.mark.parametrize("path", MAX_PATHS)
+@pytest.mark.parametrize("text, size, kernel, stride, pad", POOL_CASES + [
+    ("kernel_size: 2 stride: 2 pad: 1", (106, 146), (2, 2), (2, 2), (1, 1)),     # pool1-refine's geometry
+    ("kernel_size: 3 stride: 2 round_mode: FLOOR", (9, 8), (3, 3), (2, 2), (0, 0))])
+def test_max_pooling_is_exact_in_every_layout_and_mode(path, text, size, kernel, stride, pad, monkeypatch):
+    """The MAX forward runs differently by input: running maxima of strided views for NCHW tensors without a
+    gradient (in chunks of samples for large batches), torch's kernel for channels-last tensors (in ceil
+    mode where its sizes are Caffe's) and while a gradient is needed. Every one equals pooling_layer.cpp."""
+    from eigen_depth.layers import vision
+    shape = (3, 2) + size
+    layer = make(f'name: "p" type: "Pooling" pooling_param {{ pool: MAX {text} }}', [shape])
+    x = rand(*shape, seed=size[0] + 7 * size[1])
+    expected, _ = pool_ref(x, "MAX", kernel, stride, pad, floor="FLOOR" in text)
+    tensor = torch.from_numpy(x)
+    if path == "channels_last":
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    elif path == "requires_grad":
+        tensor.requires_grad_(True)
+    elif path == "chunked":  # one sample per chunk
+        monkeypatch.setattr(vision, "CHUNK_ELEMENTS", x[0].size)
+    (y,) = layer(tensor)
+    assert tuple(y.shape) == expected.shape
+    np.testing.assert_array_equal(y.detach().numpy(), expected)
+
+
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
 @pytest.mark.parametrize("size, k, s, p", [((7, 7), 3, 2, 1), ((8, 9), 2, 3, 0), ((6, 7), 3, 2, 1),
                                            ((10, 7), 4, 3, 2)])

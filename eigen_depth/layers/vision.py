@@ -140,6 +140,37 @@ def caffe_pooled_size(size, kernel, stride, pad, any_pad, floor_mode=False):
     return out
 
 
+def _torch_ceil_size(size, kernel, stride, pad):
+    """F.max_pool2d's output size with ceil_mode=True."""
+    out = -((-(size + 2 * pad - kernel)) // stride) + 1
+    if (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _separable_max(x, kernel, stride, geometry):
+    """MAX pooling of an NCHW tensor as running maxima of strided views, first along the rows, then along
+    the columns, after padding with -FLT_MAX to exactly the windows Caffe pools. The same values as
+    F.max_pool2d, whose NCHW kernel on the CPU is several times slower."""
+    if any(geometry.padding):
+        x = F.pad(x, geometry.padding, value=-FLT_MAX)
+    result = x
+    for axis in (3, 2):
+        k, s, count = kernel[axis - 2], stride[axis - 2], geometry.out[axis - 2]
+        views = [_every(result, axis, start, count, s) for start in range(k)]
+        result = views[0] if k == 1 else torch.maximum(views[0], views[1])
+        for view in views[2:]:
+            torch.maximum(result, view, out=result)
+    return result.contiguous()
+
+
+def _every(x, axis, start, count, step):
+    """count cells of x along axis from start, step apart (a view)."""
+    index = [slice(None)] * x.dim()
+    index[axis] = slice(start, start + (count - 1) * step + 1, step)
+    return x[tuple(index)]
+
+
 class _PoolGeometry:
     """Pooled sizes, explicit paddings (left, right, top, bottom) and the AVE divisor for one input size."""
 
@@ -155,6 +186,11 @@ class _PoolGeometry:
         self.padding = (pad[1], ends[1], pad[0], ends[0])
         self.symmetric = (ends[0] == pad[0] and ends[1] == pad[1]
                           and 2 * pad[0] <= kernel[0] and 2 * pad[1] <= kernel[1])
+        # torch's ceil mode clips windows to the input as Caffe's MAX does; it pools without a padded copy
+        # wherever its size rule gives Caffe's sizes
+        self.torch_ceil = (not floor_mode and 2 * pad[0] <= kernel[0] and 2 * pad[1] <= kernel[1]
+                           and self.out == tuple(_torch_ceil_size(size, k, s, p) for size, k, s, p
+                                                 in zip((height, width), kernel, stride, pad)))
         # Caffe's AVE divisor: window size clipped to size + pad, before clipping to the image.
         divisors = []
         for o, s, k, size, p in zip(self.out, stride, kernel, (height, width), pad):
@@ -256,8 +292,12 @@ class Pooling(Layer):
         kernel = self.kernel_for(height, width)
         if self.method == PoolingParameter.MAX:
             want_mask = self.num_tops(1) == 2
+            if not want_mask and not self.global_pooling and _separable_pays(x):
+                return (_in_cache_sized_chunks(lambda part: _separable_max(part, kernel, self.stride, geometry), x),)
             if geometry.symmetric and not want_mask:
                 return (F.max_pool2d(x, kernel, self.stride, self.pad),)
+            if geometry.torch_ceil and not want_mask and not torch.jit.is_tracing():  # ONNX sizes ceil mode its own way
+                return (F.max_pool2d(x, kernel, self.stride, self.pad, ceil_mode=True),)
             padded = F.pad(x, geometry.padding, value=-FLT_MAX)
             if not want_mask:
                 return (F.max_pool2d(padded, kernel, self.stride),)
@@ -273,6 +313,13 @@ class Pooling(Layer):
         else:
             sums = F.avg_pool2d(F.pad(x, geometry.padding), kernel, self.stride, divisor_override=1)
         return (sums / geometry.divisor_like(x),)
+
+
+def _separable_pays(x):
+    """Whether MAX pooling runs as running maxima (_separable_max): on the CPU, in NCHW, without a gradient
+    (torch.maximum's gradient splits ties where Caffe's goes to one cell) and not while tracing for ONNX."""
+    return (x.device.type == "cpu" and x.dim() == 4 and not x.is_contiguous(memory_format=torch.channels_last)
+            and not (torch.is_grad_enabled() and x.requires_grad) and not torch.jit.is_tracing())
 
 
 @register("LRN")
