@@ -140,14 +140,6 @@ def caffe_pooled_size(size, kernel, stride, pad, any_pad, floor_mode=False):
     return out
 
 
-def _torch_ceil_size(size, kernel, stride, pad):
-    """F.max_pool2d's output size with ceil_mode=True."""
-    out = -((-(size + 2 * pad - kernel)) // stride) + 1
-    if (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
 def _separable_max(x, kernel, stride, geometry):
     """MAX pooling of an NCHW tensor as running maxima of strided views, first along the rows, then along
     the columns, after padding with -FLT_MAX to exactly the windows Caffe pools. The same values as
@@ -186,10 +178,10 @@ class _PoolGeometry:
         self.padding = (pad[1], ends[1], pad[0], ends[0])
         self.symmetric = (ends[0] == pad[0] and ends[1] == pad[1]
                           and 2 * pad[0] <= kernel[0] and 2 * pad[1] <= kernel[1])
-        # torch's ceil mode clips windows to the input as Caffe's MAX does; it pools without a padded copy
-        # wherever its size rule gives Caffe's sizes
+        # torch's ceil mode clips windows to the input as Caffe's MAX does, and sizes them by Caffe's rule with
+        # the last-window drop whether padded or not; it pools without a padded copy wherever that is Caffe's size
         self.torch_ceil = (not floor_mode and 2 * pad[0] <= kernel[0] and 2 * pad[1] <= kernel[1]
-                           and self.out == tuple(_torch_ceil_size(size, k, s, p) for size, k, s, p
+                           and self.out == tuple(caffe_pooled_size(size, k, s, p, any_pad=True) for size, k, s, p
                                                  in zip((height, width), kernel, stride, pad)))
         # Caffe's AVE divisor: window size clipped to size + pad, before clipping to the image.
         divisors = []
