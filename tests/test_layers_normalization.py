@@ -111,21 +111,45 @@ def test_batch_norm_zero_scale_factor_means_zero_statistics():
     np.testing.assert_allclose(run(layer, x)[0], x / np.sqrt(1e-5), rtol=1e-5)
 
 
-def test_batch_norm_train_uses_batch_statistics_and_updates_the_blobs():
-    x = 2 * rand(4, 3, 2, 5) + 1
+def batch_norm_train_ref(x, mean_blob, var_blob, factor_blob, maf=0.9, eps=1e-5):
+    """batch_norm_layer.cpp in TRAIN: (top, new mean blob, new variance blob, new factor) in float64."""
+    x64 = x.astype(np.float64)
+    rows = x64.reshape(x.shape[0], x.shape[1] if x.ndim > 1 else 1, -1)
+    mean = rows.mean(axis=(0, 2))
+    var = ((rows - mean[None, :, None]) ** 2).mean(axis=(0, 2))
+    top = ((rows - mean[None, :, None]) / np.sqrt(var + eps)[None, :, None]).reshape(x.shape)
+    m = x.size // rows.shape[1]
+    correction = m / (m - 1) if m > 1 else 1.0
+    return (top, maf * np.asarray(mean_blob) + mean, maf * np.asarray(var_blob) + var * correction,
+            [maf * factor_blob[0] + 1])
+
+
+@pytest.mark.parametrize("shape, channels_last, grad", [
+    ((4, 3, 2, 5), False, False),
+    ((4, 3, 2, 5), True, False),    # a channels-last batch normalises the same channels
+    ((4, 3, 2, 5), False, True),    # an input that needs a gradient (training)
+    ((6, 3), False, False),         # an inner product's output
+    ((5, 3, 7), False, True),
+    ((1, 3), False, False),         # one value per channel: variance 0, Caffe's correction 1
+    ((1, 3), False, True),
+    ((7,), False, False),           # one axis: a single channel
+])
+def test_batch_norm_train_uses_batch_statistics_and_updates_the_blobs(shape, channels_last, grad):
+    x = 2 * rand(*shape) + 1
     layer = make('name: "bn" type: "BatchNorm" batch_norm_param { moving_average_fraction: 0.9 }', [x.shape],
                  schema.TRAIN)
-    set_blobs(layer, [1, 1, 1], [2, 2, 2], [3])
-    (y,) = run(layer, x)
-    x64 = x.astype(np.float64)
-    mean = x64.mean(axis=(0, 2, 3))
-    var = ((x64 - mean[None, :, None, None]) ** 2).mean(axis=(0, 2, 3))
-    expected = (x64 - mean[None, :, None, None]) / np.sqrt(var + 1e-5)[None, :, None, None]
-    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
-    m = x.size // 3
-    np.testing.assert_allclose(layer.blobs[0].detach().numpy(), 0.9 * 1 + mean, rtol=1e-5)
-    np.testing.assert_allclose(layer.blobs[1].detach().numpy(), 0.9 * 2 + var * m / (m - 1), rtol=1e-5)
-    np.testing.assert_allclose(layer.blobs[2].detach().numpy(), [0.9 * 3 + 1], rtol=1e-6)
+    channels = shape[1] if len(shape) > 1 else 1
+    blobs = [np.arange(1, channels + 1), np.full(channels, 2.0), [3.0]]
+    set_blobs(layer, *blobs)
+    bottom = torch.from_numpy(x)
+    if channels_last:
+        bottom = bottom.contiguous(memory_format=torch.channels_last)
+    (y,) = layer(bottom.requires_grad_(grad))
+    top, mean_blob, var_blob, factor = batch_norm_train_ref(x, *blobs)
+    np.testing.assert_allclose(y.detach().numpy(), top, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.blobs[0].detach().numpy(), mean_blob, rtol=1e-5)
+    np.testing.assert_allclose(layer.blobs[1].detach().numpy(), var_blob, rtol=1e-5)
+    np.testing.assert_allclose(layer.blobs[2].detach().numpy(), factor, rtol=1e-6)
 
 
 def test_batch_norm_use_global_stats_overrides_the_phase():
@@ -139,10 +163,11 @@ def test_batch_norm_use_global_stats_overrides_the_phase():
                                rtol=1e-5)
 
 
-def test_batch_norm_gradients_and_frozen_blobs():
-    train = make('name: "bn" type: "BatchNorm"', [(3, 2, 2)], schema.TRAIN)
+@pytest.mark.parametrize("shape", [(3, 2, 2), (4, 3), (2, 3, 2, 3)])
+def test_batch_norm_gradients_and_frozen_blobs(shape):
+    train = make('name: "bn" type: "BatchNorm"', [shape], schema.TRAIN)
     assert not any(b.requires_grad for b in train.blobs)
-    gradcheck_layer(train, rand(3, 2, 2), blobs=False)
+    gradcheck_layer(train, rand(*shape), blobs=False)
     test = make('name: "bn" type: "BatchNorm"', [(3, 2, 2)], schema.TEST)
     set_blobs(test, [0.5, -1], [2, 3], [2])
     gradcheck_layer(test, rand(3, 2, 2), blobs=False)

@@ -100,14 +100,28 @@ class BatchNorm(Layer):
 
     def forward(self, x):
         rows = x.reshape(x.shape[0], self.channels, -1)
+        m = rows.numel() // self.channels
         if self.use_global_stats:
             mean, var = self._stored_statistics()
+        elif m > 1 and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            return (self._batch_statistics_forward(x if x.dim() >= 2 else rows).reshape(x.shape),)
         else:
             mean = rows.mean(dim=(0, 2))
             var = (rows - mean[:, None]).pow(2).mean(dim=(0, 2))
-            self._update_running(mean.detach(), var.detach(), rows.numel() // self.channels)
+            self._update_running(mean.detach(), var.detach() * (m / (m - 1) if m > 1 else 1.0))
         top = (rows - mean[:, None]) / torch.sqrt(var + self.eps)[:, None]
         return (top.reshape(x.shape),)
+
+    def _batch_statistics_forward(self, x):
+        """Normalisation by the batch's own statistics through torch's batch_norm kernel, whose backward is
+        one fused pass instead of autograd's chain of full-size temporaries (on the CPU recipe's global net
+        that chain was a large part of a training iteration). With momentum 1, torch leaves in its running
+        buffers exactly the batch's mean and unbiased variance, which feed Caffe's moving averages."""
+        mean = x.new_zeros(self.channels)
+        unbiased_var = x.new_ones(self.channels)
+        top = torch.nn.functional.batch_norm(x, mean, unbiased_var, training=True, momentum=1.0, eps=self.eps)
+        self._update_running(mean, unbiased_var)
+        return top
 
     def channel_affine(self):
         """With the stored statistics, the layer is y = x * a + b per channel (axis 1): (a, b) as (C,) tensors;
@@ -130,14 +144,14 @@ class BatchNorm(Layer):
             for blob in self.blobs:
                 blob.zero_()
 
-    def _update_running(self, mean, var, m):
+    def _update_running(self, mean, unbiased_var):
+        """Caffe's moving averages, from the batch's mean and its variance times m / (m - 1) (1 when m is 1)."""
         maf = self.moving_average_fraction
         mean_blob, var_blob, factor_blob = self.blobs
-        correction = m / (m - 1) if m > 1 else 1.0
         with torch.no_grad():
             factor_blob.mul_(maf).add_(1)
             mean_blob.mul_(maf).add_(mean.to(mean_blob.dtype))
-            var_blob.mul_(maf).add_(var.to(var_blob.dtype) * correction)
+            var_blob.mul_(maf).add_(unbiased_var.to(var_blob.dtype))
 
 
 class _Broadcast(Layer):
