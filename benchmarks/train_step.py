@@ -1,8 +1,10 @@
 """Time of one refining-stage training iteration (docs/specification.md section 3.4, norm_abs, batch 16) on this machine:
 forward + backward + SGD update, frozen global/gradient branches under no_grad, data prefetched by the
-Data layers from LMDBs of synthetic scenes. `--stage global|gradient` times another stage's iteration.
+Data layers from LMDBs of synthetic scenes. `--stage global|gradient` times another stage's iteration;
+`--recipe cpu` the CPU recipe's (tools/train.py --recipe cpu: its nets, with batch normalisation while training
+unless --no-batch-norm).
 
-    python benchmarks/train_step.py [--stage refine] [--iterations 5] [--batch 16] [--device cpu]
+    python benchmarks/train_step.py [--stage refine] [--iterations 5] [--batch 16] [--device cpu] [--recipe cpu]
     python benchmarks/train_step.py --family fcrn|densedepth [--iterations 2]   # a successor (docs/successors.md)
 
 Caffe itself cannot be installed here; its time on these 2 cores was 5.8 s per iteration (goal: <= 2.9 s).
@@ -29,6 +31,9 @@ def main():
                         help="the thesis's stage to time (the thesis's default variant; default refine)")
     parser.add_argument("--family", choices=("fcrn", "densedepth"),
                         help="time a successor's iteration instead (its training net's batch unless --batch)")
+    parser.add_argument("--recipe", choices=("thesis", "cpu"), default="thesis",
+                        help="the thesis's training nets (default) or the CPU recipe's")
+    parser.add_argument("--no-batch-norm", action="store_true", help="the CPU recipe without batch normalisation")
     args = parser.parse_args()
     if args.family:
         return successor(args)
@@ -38,15 +43,21 @@ def main():
     import torch
     from eigen_depth.data.paired_lmdb import make_lmdb
     from eigen_depth.data.synthetic import make_synthetic
-    from eigen_depth.train import DEFAULT_VARIANTS, data_settings, set_gradient_filter, stage_solver
+    from eigen_depth.train import (DEFAULT_VARIANTS, data_settings, normalise_for_training, set_gradient_filter,
+                                   stage_solver)
     from eigen_depth.solver import Solver
 
     folder = tempfile.mkdtemp(prefix="eigen_depth_train_step_")
     quiet = dict(progress=False, log=lambda *_: None)
     make_synthetic(2 * args.batch, os.path.join(folder, "pairs"), seed=1, test_fraction=0.2, **quiet)
     make_lmdb(os.path.join(folder, "pairs"), os.path.join(folder, "lmdb"), **quiet)
-    param, deploy = stage_solver(args.stage, out=folder, iters=1000, batch=args.batch, test_interval=0, snapshot=0)
-    solver = Solver(param, device=args.device, deploy=deploy, data=data_settings(os.path.join(folder, "lmdb")))
+    param, deploy = stage_solver(args.stage, out=folder, iters=1000, batch=args.batch, test_interval=0, snapshot=0,
+                                 recipe=args.recipe)
+    folded = None
+    if args.recipe == "cpu" and not args.no_batch_norm:
+        folded = normalise_for_training(param, deploy, os.path.join(folder, args.stage))
+    solver = Solver(param, device=args.device, deploy=folded.training_deploy if folded else deploy,
+                    data=data_settings(os.path.join(folder, "lmdb")))
     set_gradient_filter(solver.net)
     frozen = sum(not needs for needs in solver.net.layer_needs_grad)
     multiply_adds = learning_multiply_adds(solver.net)
@@ -55,7 +66,9 @@ def main():
     cv2_forward = time_opencv_forward(deploy, os.path.join(folder, "random.caffemodel"), x, repeats=2)
     matmul_rate = matrix_product_rate()
 
-    print(f"{args.stage} stage ({DEFAULT_VARIANTS[args.stage]}), batch {args.batch}, device {args.device}, "
+    recipe = "thesis's nets" if args.recipe == "thesis" else \
+        f"CPU recipe{', batch normalisation after ' + ', '.join(folded.layers) if folded else ''}"
+    print(f"{args.stage} stage ({DEFAULT_VARIANTS[args.stage]}, {recipe}), batch {args.batch}, device {args.device}, "
           f"torch {torch.get_num_threads()} threads; {frozen} of {len(solver.net.layers)} layers run without autograd")
     print_rows(ours, cv2_forward)
     floor = 2 * multiply_adds / matmul_rate
