@@ -20,7 +20,7 @@ from .caffe.io import release_pages
 from .caffe.schema import TEST, TRAIN
 from .errors import CaffemodelError, LayerError, ShapeError
 from .layers import layer_class
-from .layers.base import check_fits
+from .layers.base import check_fits, recording
 
 PHASE_NAMES = {TRAIN: "TRAIN", TEST: "TEST"}
 _COPY_CHUNK_VALUES = 1 << 20  # 4 MiB of float32: at most this much of a weights file is held twice while loading
@@ -350,7 +350,7 @@ class CaffeNet(nn.Module):
         """Runs the fused chain that starts at layer `index` (eigen_depth.fusion) when it may be: fusion on, no
         gradient needed, the chain within the layers run, and its inner blobs unseen; returns the index of its
         last layer, or None when the layer is to run alone."""
-        if not self.fuse or _recording():
+        if not self.fuse or recording():
             return None  # exports keep the layers as written
         if index in self._concats and not (grad_enabled and self.layer_needs_grad[index]):
             with torch.no_grad():  # as the layer itself would run: no gradient
@@ -368,7 +368,7 @@ class CaffeNet(nn.Module):
         """Whether layer `index` may run in place (eigen_depth.fusion.plan_in_place) in this forward without
         gradients: its bottom's memory is not a fed input's, not shared with another blob (a second name or a
         view of it) nor with a Concat chain's buffer, and no trace or export is recording."""
-        if index not in self._in_place or _recording():
+        if index not in self._in_place or recording():
             return False
         name = self.layer_bottoms[index][0]
         memory = _memory(values[name])
@@ -627,11 +627,6 @@ class CaffeNet(nn.Module):
     def learnable_params(self):
         """ParamInfo for every blob, in Caffe's learnable-parameter order (shared blobs once)."""
         return [info for info in self.param_infos if info.owner is None]
-
-
-def _recording():
-    """Whether a trace or an ONNX export is recording the forward: it must see the layers as written."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def _memory(tensor):

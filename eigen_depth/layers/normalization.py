@@ -2,7 +2,7 @@
 import torch
 
 from ..caffe.schema import TEST
-from .base import Layer, register
+from .base import Layer, recording, register
 
 
 def _mvn_groups(shape, across_channels):
@@ -51,8 +51,7 @@ class MVN(Layer):
         rows = x.reshape(_mvn_groups(tuple(x.shape), self.across_channels), -1)
         if not self.normalize_variance:
             return ((rows - rows.mean(dim=1, keepdim=True)).reshape(x.shape),)
-        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-        if torch.is_grad_enabled() and rows.requires_grad and not exporting:
+        if torch.is_grad_enabled() and rows.requires_grad and not recording():
             return (_MVNFunction.apply(rows, self.eps).reshape(x.shape),)
         centered = rows - rows.mean(dim=1, keepdim=True)
         std = centered.pow(2).mean(dim=1, keepdim=True).sqrt() + self.eps
@@ -99,12 +98,12 @@ class BatchNorm(Layer):
         return bottom_shapes
 
     def forward(self, x):
+        m = x.numel() // self.channels
+        if not self.use_global_stats and m > 1 and not recording():
+            return (self._batch_statistics_forward(x if x.dim() >= 2 else x.reshape(-1, 1)).reshape(x.shape),)
         rows = x.reshape(x.shape[0], self.channels, -1)
-        m = rows.numel() // self.channels
         if self.use_global_stats:
             mean, var = self._stored_statistics()
-        elif m > 1 and not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
-            return (self._batch_statistics_forward(x if x.dim() >= 2 else rows).reshape(x.shape),)
         else:
             mean = rows.mean(dim=(0, 2))
             var = (rows - mean[:, None]).pow(2).mean(dim=(0, 2))
