@@ -40,14 +40,18 @@ def main():
     parser.add_argument("--layout", choices=("auto", "nhwc", "nchw"), default="auto",
                         help="our convolutions' memory layout (default auto, as the evaluator and predict)")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="eigen_depth_forward_") as folder:  # a caffemodel and its export
+        compare(args, folder)
 
+
+def compare(args, folder):
+    """Times the three forwards side by side, with the random weights and the ONNX export written in folder."""
     import cv2
     import torch
     from eigen_depth import layout as layouts
     from eigen_depth.inference import build_deploy_net
     from eigen_depth.testing import write_random_caffemodel
 
-    folder = tempfile.mkdtemp(prefix="eigen_depth_forward_")
     weights = os.path.join(folder, "random.caffemodel")
     write_random_caffemodel(args.model, weights, seed=3)
     net = build_deploy_net(args.model)     # as the evaluator and predict load a snapshot (eigen_depth.inference)

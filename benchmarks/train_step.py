@@ -35,8 +35,15 @@ def main():
                         help="the thesis's training nets (default) or the CPU recipe's")
     parser.add_argument("--no-batch-norm", action="store_true", help="the CPU recipe without batch normalisation")
     args = parser.parse_args()
-    if args.family:
-        return successor(args)
+    with tempfile.TemporaryDirectory(prefix="eigen_depth_train_step_") as folder:  # rooms, LMDBs, random weights
+        if args.family:
+            successor(args, folder)
+        else:
+            stage(args, folder)
+
+
+def stage(args, folder):
+    """One iteration of a thesis stage's training net on rendered rooms in LMDBs, against OpenCV's forward alone."""
     args.batch = args.batch or 16
 
     import numpy as np
@@ -47,7 +54,6 @@ def main():
                                    stage_solver)
     from eigen_depth.solver import Solver
 
-    folder = tempfile.mkdtemp(prefix="eigen_depth_train_step_")
     quiet = dict(progress=False, log=lambda *_: None)
     make_synthetic(2 * args.batch, os.path.join(folder, "pairs"), seed=1, test_fraction=0.2, **quiet)
     make_lmdb(os.path.join(folder, "pairs"), os.path.join(folder, "lmdb"), **quiet)
@@ -157,7 +163,7 @@ def print_rows(ours, cv2_forward):
     print(f"{'cv2.dnn forward only (measured, same batch)':<46}{cv2_forward:>12.3f}{ours / cv2_forward:>11.2f}")
 
 
-def successor(args):
+def successor(args, folder):
     """One iteration of a successor's training net (its paper's solver, rendered rooms made on the fly at the
     net's sizes), against OpenCV's forward alone of its deploy net at the same batch."""
     import numpy as np
@@ -165,7 +171,6 @@ def successor(args):
     from eigen_depth.solver import Solver
     from eigen_depth.train import data_settings, stage_solver
 
-    folder = tempfile.mkdtemp(prefix="eigen_depth_train_step_")
     param, deploy = stage_solver(args.family, out=folder, iters=1000, batch=args.batch, test_interval=0, snapshot=0)
     solver = Solver(param, device=args.device, deploy=deploy, data=data_settings(kind="synthetic"))
     shape = tuple(solver.net.blob_shapes["X"])
