@@ -11,8 +11,11 @@ $(STAMP): setup.py constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# the suite in TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this one
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 
 demo: $(STAMP)
 	$(PY) tools/demo.py --out demo
