@@ -33,6 +33,10 @@ PRETRAINED_FILLER_STD = 0.01  # AlexNet's own gaussian filler, for layers the th
 OUTPUT_STARTS = {"refine": "conv5-refine"}  # the CPU recipe starts this layer's output at its target's mean
 TARGET_MEAN_BATCHES = 8  # training batches read for that mean
 OUTPUT_LR_MULT = 10  # ... and trains it at this lr_mult, since a Power layer scales it by 0.01 before the loss
+# the refining layers that can start by passing stage 1's normalised depth (the last channel of the first one's
+# input) on to the output (start_from_global_depth)
+REFINING_HEAD = ("conv2-refine", "conv3-refine", "conv4-refine", "conv5-refine")
+CARRIED_OFFSET = 8.0  # the carried channel: the depth in standard deviations from its mean, plus this (ReLUs pass it)
 
 
 # Process group ------------------------------------------------------------------------------------
@@ -90,11 +94,12 @@ def set_gradient_filter(net):
 
 def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=None, data=None, log_dir=None,
                  progress=True, transfers=(), deploy=None, max_iter=None, minutes=None, snapshots=None, echo=print,
-                 folded=None):
+                 folded=None, start=None):
     """`caffe train`: builds the solver, copies --weights (or resumes from --snapshot), trains to max_iter.
     transfers: (caffemodel, {source layer: target layer}) pairs copied after --weights. minutes: instead of
     max_iter, train for about that long (Solver.fit_to_time), with `snapshots` evenly spaced snapshots.
     folded: a FoldedSnapshots that also writes each snapshot with its batch normalisation folded away.
+    start: called with the net once the weights are copied (not when resuming), before the first iteration.
     Returns the Solver (its last snapshot is `solver.last_snapshot`: the folded one when folded is given)."""
     from .training_log import TrainingLog
     device = torch.device(device)
@@ -123,6 +128,8 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
             report = transfer(runner.net, path, renames)
             if rank == 0:
                 echo(f"weights from {path}: {', '.join(f'{a} -> {b}' for a, b in report)}")
+        if start is not None:
+            start(runner.net)
     log_dir = log_dir or os.path.dirname(runner.snapshot_prefix()) or "."
     log = TrainingLog(log_dir, runner.param.max_iter, runner.iter, rank=rank, progress=progress,
                       display=runner.param.display)
@@ -337,7 +344,17 @@ def _affine_path_to_loss(net_param, layer_name):
 def _mean_training_blob(net_param, blob, data, batches):
     """The mean of `blob` over the first `batches` training batches: a net of the data layers and of the
     layers `blob` is computed from, run in the TRAIN phase."""
-    layers, needed, kept = _training_layers(net_param), {blob}, []
+    total, count = 0.0, 0
+    for values in _training_blobs(net_param, [blob], data, batches):
+        total, count = total + float(values[blob].sum()), count + values[blob].numel()
+    return total / count
+
+
+def _training_blobs(net_param, blobs, data, batches, weights=None):
+    """{blob: float64 tensor} for each of the first `batches` training batches, from a net of the data layers
+    and of the layers the blobs are computed from, run in the TRAIN phase with `weights` ({layer: [arrays]},
+    by layer name) where given."""
+    layers, needed, kept = _training_layers(net_param), set(blobs), []
     for layer in reversed(layers):
         if not layer.bottom or needed.intersection(layer.top):
             kept.append(layer)
@@ -346,12 +363,86 @@ def _mean_training_blob(net_param, blob, data, batches):
     sub.name = net_param.name
     sub.state.CopyFrom(net_param.state)
     sub.layer.extend(reversed(kept))
-    total, count = 0.0, 0
     with torch.no_grad(), CaffeNet(sub, schema.TRAIN, data=data) as net:
+        if weights is not None:
+            net.copy_from(weights, share=False)
         for _ in range(batches):
-            values = net.forward()[blob].double()
-            total, count = total + float(values.sum()), count + values.numel()
-    return total / count
+            values = net.forward(keep_blobs=True)
+            yield {blob: values[blob].double() for blob in blobs}
+
+
+def start_from_global_depth(net, net_param, data, batches=TARGET_MEAN_BATCHES):
+    """The CPU recipe's start for the refining net (`net`, built from the training net `net_param`, with stage
+    1 and 2's weights in it; changed in place): instead of noise around the mean depth, its output starts as
+    the least-squares line a + s * D from stage 1's depth to the loss's target, fitted over the first
+    `batches` training batches. The net reads that depth normalised per image (`depthMVN`) and upsampled by
+    `upsample-global` into the last input channel of conv2-refine; that Deconvolution (kernel 2, stride 2,
+    Caffe's bilinear filler, whose weights at that size are 1 and 0) puts each value at the top-left pixel of
+    its 2x2 block and 0 at the other three. D is that channel summed over each pixel's 2x2 neighbourhood up
+    and to the left, which holds exactly one of those values: the map upsampled by repetition. Output channel
+    0 of each refining convolution carries D on, standardised by its mean m and standard deviation v over
+    those batches and raised by K = CARRIED_OFFSET:
+
+        conv2-refine: (D - m) / v + K (1 / v on that 2x2 neighbourhood of its kernel, bias K - m / v);
+        conv3-refine, conv4-refine: channel 0 again (a 1 at the centre, bias 0);
+        conv5-refine: channel 0 at the centre times s v / scale, its other taps 0, bias (a + s m - s v K - shift)
+        / scale
+
+    (scale, shift: the Power layers between conv5-refine and the loss). The ReLUs pass the channel while D is
+    less than K standard deviations below its mean. A Scale after a BatchNorm (the recipe's normalisation
+    while training, which standardises the channel by its own batch) gets factor 1 and bias K there. The other
+    channels keep their fillers: the net starts where stage 1 is and learns the rest from the image and the
+    gradients. Returns (a, s), or None when the net has no such head."""
+    names = {layer.name for layer in net_param.layer}
+    path = _affine_path_to_loss(net_param, REFINING_HEAD[-1]) if set(REFINING_HEAD) <= names else None
+    if path is None:
+        return None
+    scale, shift, target = path
+    carried = _layer_named(net_param, REFINING_HEAD[0]).bottom[0]
+    sums = torch.zeros(5, dtype=torch.float64)  # n, sum d, sum t, sum d^2, sum d t
+    for values in _training_blobs(net_param, [carried, target], data, batches, net.weights_dict()):
+        d, t = _filled(values[carried][:, -1:]), values[target]
+        if d.shape != t.shape:
+            raise EigenDepthError(f"{net_param.name}: {carried}'s last channel {tuple(d.shape)} and the target "
+                                  f"{target} {tuple(t.shape)} differ in shape: no depth to start from")
+        sums += torch.stack([torch.tensor(float(d.numel()), dtype=torch.float64), d.sum(), t.sum(),
+                             (d * d).sum(), (d * t).sum()])
+    n, sd, st, sdd, sdt = sums.tolist()
+    mean, variance = sd / n, max(sdd / n - (sd / n) ** 2, 1e-12)
+    slope = (sdt / n - mean * st / n) / variance
+    intercept = st / n - slope * mean
+    _carry_channel(net, mean, variance ** 0.5, (slope, intercept), (scale, shift))
+    return intercept, slope
+
+
+def _filled(sparse):
+    """(N, 1, H, W) -> each pixel's sum over itself and its neighbours above, to the left and above-left (zero
+    outside the map): start_from_global_depth's D."""
+    padded = torch.nn.functional.pad(sparse, (1, 0, 1, 0))
+    return padded[..., 1:, 1:] + padded[..., :-1, 1:] + padded[..., 1:, :-1] + padded[..., :-1, :-1]
+
+
+def _carry_channel(net, mean, std, line, power):
+    """Sets channel 0 of the refining head to carry conv2-refine's last input channel (start_from_global_depth)."""
+    (slope, intercept), (scale, shift) = line, power
+    with torch.no_grad():
+        for index, name in enumerate(REFINING_HEAD):
+            weight, bias = net.layer_by_name(name).blobs
+            centre = (weight.shape[2] // 2, weight.shape[3] // 2)
+            if name == REFINING_HEAD[-1]:
+                weight[0, 0].zero_()
+                weight[0, 0][centre] = slope * std / scale
+                bias[0] = (intercept + slope * mean - slope * std * CARRIED_OFFSET - shift) / scale
+                continue
+            weight[0].zero_()
+            if index == 0:  # the 2x2 neighbourhood up and to the left of the centre: _filled
+                weight[0, -1, centre[0] - 1:centre[0] + 1, centre[1] - 1:centre[1] + 1] = 1.0 / std
+                bias[0] = CARRIED_OFFSET - mean / std
+            else:
+                weight[0, 0][centre], bias[0] = 1.0, 0.0
+            if name + batch_norm.SCALE_SUFFIX in net.layer_names:
+                factor, offset = net.layer_by_name(name + batch_norm.SCALE_SUFFIX).blobs
+                factor[0], offset[0] = 1.0, CARRIED_OFFSET
 
 
 def stage_solver(stage, variant=None, out="train_out", iters=None, batch=None, solver_file=None,
@@ -409,13 +500,15 @@ def stage_transfers(stage, variant, alexnet=None, global_snapshot=None, gradient
 def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradient_snapshot=None, data=None,
                 data_root=None, iters=None, batch=None, out="train_out", device="cpu", solver_file=None,
                 test_interval=None, test_iter=None, snapshot=None, progress=True, recipe="thesis", minutes=None,
-                snapshots=None, echo=print, weights=None, batch_norm=True):
+                snapshots=None, echo=print, weights=None, batch_norm=True, global_start=True):
     """Trains one stage (or a successor family: stage "fcrn" or "densedepth"); returns the path of its last
     snapshot. weights: comma-separated caffemodels copied by layer name first, as Caffe's --weights (for the
     successors a converted ImageNet ResNet-50 / DenseNet-169 with the public prototxts' layer names).
     batch_norm: with the CPU recipe, train the thesis's nets with batch normalisation (eigen_depth.batch_norm):
     the training snapshots go to OUT/<stage>/training/, and each is also written folded, as the thesis's net, to
     OUT/<stage>/snaps/ (the path returned).
+    global_start: with the CPU recipe and a stage-1 snapshot, the refining net starts by passing stage 1's
+    depth on (start_from_global_depth); False starts it from its fillers.
     minutes: train for about that long instead of a number of iterations (with `snapshots` evenly spaced
     snapshots). The solver actually used (with its train net inline) is written to OUT/<stage>/solver.prototxt,
     so the run can be repeated with `caffe train`."""
@@ -452,9 +545,16 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
         echo("stage refine: without --global and --gradient snapshots the frozen branches keep their fillers")
     what = stage if stage in SUCCESSORS else f"stage {stage} ({variant or DEFAULT_VARIANTS[stage]})"
     echo(f"{what}: {param.max_iter} iterations, snapshots in {os.path.dirname(param.snapshot_prefix)}")
+    start = None
+    if recipe == "cpu" and stage == "refine" and global_start and global_snapshot:
+        def start(net):
+            line = start_from_global_depth(net, param.net_param, data_settings(data_root, data, _data_seed(param)))
+            if line:
+                echo(f"stage refine: the output starts as {line[0]:.4g} + {line[1]:.4g} x stage 1's normalised "
+                     f"depth (least squares over {TARGET_MEAN_BATCHES} training batches)")
     runner = run_training(param, ",".join(weights), device=device, data_root=data_root, data=data,
                           log_dir=os.path.join(out, stage), progress=progress, transfers=transfers, deploy=deploy,
-                          minutes=minutes, snapshots=snapshots, echo=echo, folded=folded)
+                          minutes=minutes, snapshots=snapshots, echo=echo, folded=folded, start=start)
     return runner.last_snapshot
 
 
@@ -564,6 +664,9 @@ def staged_main(argv=None, prog=None):
     parser.add_argument("--no-batch-norm", action="store_true",
                         help="with --recipe cpu, train the thesis's nets without the recipe's batch normalisation "
                              "(which is folded away in every snapshot of OUT/<stage>/snaps/)")
+    parser.add_argument("--no-global-start", action="store_true",
+                        help="with --recipe cpu, start the refining net from its fillers instead of passing stage "
+                             "1's depth on (see eigen_depth/prototxt/README.md, \"The CPU recipe\")")
     parser.add_argument("--out", default="train_out", help="output folder: OUT/<stage>/snaps/_iter_N.*")
     add_device(parser)
     parser.add_argument("--no-progress", action="store_true")
@@ -574,7 +677,7 @@ def staged_main(argv=None, prog=None):
                    batch=args.batch, out=args.out, device=resolve_device(args.device), solver_file=args.solver,
                    test_interval=args.test_interval, test_iter=args.test_iter, snapshot=args.snapshot_every,
                    progress=not args.no_progress, recipe=args.recipe, minutes=args.minutes,
-                   batch_norm=not args.no_batch_norm)
+                   batch_norm=not args.no_batch_norm, global_start=not args.no_global_start)
 
     def run():
         if args.family:

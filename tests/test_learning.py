@@ -198,8 +198,10 @@ def test_global_then_refining_stage_fit_a_couple_of_rooms(tmp_path_factory, room
     global_snapshot = fit("global", rooms, out, 40)
     assert_learned(os.path.join(out, "global"))
     gradient_snapshot = fit("gradient", rooms, out, 20)  # trained, so its channels carry more than dropout noise
+    # from the refining layers' fillers: the recipe's default start passes stage 1's depth on, which begins near
+    # the answer on rooms that stage 1 has fitted, and this guard is about learning (that start: its own test)
     refine_snapshot = fit("refine", rooms, out, 160, global_snapshot=global_snapshot,
-                          gradient_snapshot=gradient_snapshot)
+                          gradient_snapshot=gradient_snapshot, global_start=False)
     assert_learned(os.path.join(out, "refine"))
     # the recipe started its output at the rooms' mean depth (0.5-10 m, in tens of metres, under power-refine's 0.01)
     used = read_prototxt(os.path.join(out, "refine", "solver.prototxt"), schema.SolverParameter)
@@ -212,3 +214,71 @@ def test_global_then_refining_stage_fit_a_couple_of_rooms(tmp_path_factory, room
     for name in ("conv1", "conv5", "fc-depth"):
         np.testing.assert_array_equal(trained[name][0], first[name][0])
     np.testing.assert_array_equal(trained["conv1-grad"][0], second["conv1"][0])
+
+
+def _refining_net_without_dropout(tmp_path, rooms, normalised):
+    """The CPU recipe's refining training net at batch ROOMS on the rooms, its frozen Dropout layers off so that
+    stage 1's depth is the same in every pass, with batch normalisation while training when `normalised`."""
+    from eigen_depth import batch_norm
+    from eigen_depth.net import CaffeNet
+    param, _ = stage_solver("refine", "norm_abs", out=str(tmp_path), batch=ROOMS, recipe="cpu")
+    for layer in param.net_param.layer:
+        if layer.type == "Dropout":
+            layer.dropout_param.dropout_ratio = 0.0
+    if normalised:
+        batch_norm.insert(param.net_param, batch_norm.targets(param.net_param))
+    settings = data_settings(rooms, seed=1)
+
+    def build():
+        return CaffeNet(param.net_param, "TRAIN", data=settings, seed=5)
+    return param.net_param, settings, build
+
+
+def _depth_and_output(net, batches):
+    """(stage 1's normalised depth as conv2-refine reads it, the output the loss compares, the target) over the
+    first batches, as float64 NumPy arrays."""
+    import torch
+    found = []
+    with torch.no_grad():
+        for _ in range(batches):
+            blobs = net.forward(keep_blobs=True)
+            found.append([blobs[name].double().numpy() for name in ("concat", "depth-refine", "Y")])
+    return [np.concatenate(parts) for parts in zip(*found)]
+
+
+def _repeated(sparse):
+    """upsample-global's output (one value per 2x2 block, at its top-left; 0 elsewhere) -> each value repeated
+    over its block, by NumPy indexing."""
+    assert not sparse[..., 1::2, :].any() and not sparse[..., :, 1::2].any()
+    return np.repeat(np.repeat(sparse[..., ::2, ::2], 2, axis=-2), 2, axis=-1)[..., :sparse.shape[-2], :sparse.shape[-1]]
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_refining_output_starts_as_the_least_squares_line_from_stage_1s_depth(tmp_path, rooms, normalised):
+    from eigen_depth.train import start_from_global_depth
+    net_param, settings, build = _refining_net_without_dropout(tmp_path, rooms, normalised)
+    with build() as reference:  # the same fillers (seed) and the same first batches
+        concat, _, target = _depth_and_output(reference, 2)
+    depth = _repeated(concat[:, -1:])  # stage 1's normalised depth as upsample-global leaves it, filled in
+    slope, intercept = np.polyfit(depth.ravel(), target.ravel(), 1)
+    with build() as net:
+        line = start_from_global_depth(net, net_param, settings, batches=2)
+        assert line == (pytest.approx(intercept, rel=1e-6), pytest.approx(slope, rel=1e-6))
+        # the carried channel: from conv2-refine's last input channel over the 2x2 taps up and left of the centre
+        weight = net.layer_by_name("conv2-refine").blobs[0].detach().numpy()
+        assert np.count_nonzero(weight[0]) == 4 and (weight[0, -1, 1:3, 1:3] > 0).all()
+        assert np.count_nonzero(net.layer_by_name("conv3-refine").blobs[0].detach().numpy()[0]) == 1
+        # the other channels keep their fillers
+        assert np.count_nonzero(weight[1:]) == weight[1:].size
+        # with conv5-refine's filler weights on the other channels at 0, the output is the line exactly
+        # (with batch normalisation: an affine map of the depth, normalised by its batch statistics)
+        import torch
+        with torch.no_grad():
+            net.layer_by_name("conv5-refine").blobs[0][:, 1:] = 0
+        concat, output, _ = _depth_and_output(net, 1)
+    depth = _repeated(concat[:, -1:])
+    if normalised:
+        assert np.corrcoef(depth.ravel(), output.ravel())[0, 1] == pytest.approx(1.0, abs=1e-9)
+    else:
+        np.testing.assert_allclose(output, intercept + slope * depth, rtol=1e-5, atol=1e-6)
+
