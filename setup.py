@@ -27,7 +27,8 @@ setup(
         "protobuf>=3.20",  # caffe.proto.caffe_pb2 under `python -m eigen_depth.pycaffe`
     ],
     extras_require={
-        "test": ["pytest>=7.3", "pytest-xdist>=3", "hypothesis>=6.50", "onnxruntime>=1.16", "protobuf>=3.20", "setuptools>=70.1", "pydot>=1.4"],
+        "test": ["pytest>=7.3", "pytest-xdist>=3", "hypothesis>=6.50", "onnxruntime>=1.16", "protobuf>=3.20",
+                 "setuptools>=70.1", "pydot>=1.4"],
     },
     entry_points={"console_scripts": ["eigen-depth=eigen_depth.cli:main"]},
 )

@@ -250,7 +250,8 @@ def _repeated(sparse):
     """upsample-global's output (one value per 2x2 block, at its top-left; 0 elsewhere) -> each value repeated
     over its block, by NumPy indexing."""
     assert not sparse[..., 1::2, :].any() and not sparse[..., :, 1::2].any()
-    return np.repeat(np.repeat(sparse[..., ::2, ::2], 2, axis=-2), 2, axis=-1)[..., :sparse.shape[-2], :sparse.shape[-1]]
+    repeated = np.repeat(np.repeat(sparse[..., ::2, ::2], 2, axis=-2), 2, axis=-1)
+    return repeated[..., :sparse.shape[-2], :sparse.shape[-1]]
 
 
 @pytest.mark.parametrize("normalised", [False, True])
