@@ -19,6 +19,7 @@ rendered rooms and measures every stage, with the project's evaluator, on rooms 
 Held-out rooms choose nothing: every setting of the recipe was chosen on training rooms.
 
     python benchmarks/learning.py --out learning [--minutes 60] [--successors fcrn,densedepth] [--no-batch-norm]
+                                  [--no-global-start]
 """
 import argparse
 import json
@@ -57,12 +58,12 @@ def training_minutes(stage_dir):
     return float(rows[-1]["seconds"]) / 60 if rows else 0.0
 
 
-def train(out, lmdb, minutes, log, batch_norm=True):
+def train(out, lmdb, minutes, log, batch_norm=True, global_start=True):
     """Trains the three stages (a stage whose snapshot exists is kept: a second run only re-evaluates);
     returns ({stage: last snapshot}, {stage: iterations}, {stage: training minutes from its log})."""
     snapshots = {}
     common = dict(data_root=lmdb, out=out, device="cpu", recipe="cpu", test_interval=0, progress=False, echo=log,
-                  batch_norm=batch_norm)
+                  batch_norm=batch_norm, global_start=global_start)
     for stage in ("global", "gradient", "refine"):
         snapshots[stage] = last_snapshot(os.path.join(out, stage, "snaps"))
         if snapshots[stage]:
@@ -128,6 +129,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--successors", default="", help=f"comma-separated families to compare ({', '.join(SUCCESSORS)})")
     parser.add_argument("--successor-minutes", type=float, help="training time of each successor (default: --minutes)")
+    parser.add_argument("--no-global-start", action="store_true",
+                        help="start the refining net from its fillers (the recipe before it passed stage 1's depth on)")
     parser.add_argument("--no-batch-norm", action="store_true",
                         help="the thesis's stages without the CPU recipe's batch normalisation (as before it had one)")
     args = parser.parse_args(argv)
@@ -146,7 +149,8 @@ def main(argv=None):
     started = time.perf_counter()
     sets = make_data(args.out, args.train_rooms, args.heldout_rooms, args.seed, log)
     train_mean_m = sets.mean_training_depth_m()
-    snapshots, iterations, minutes_taken = train(args.out, sets.lmdb, args.minutes, log, not args.no_batch_norm)
+    snapshots, iterations, minutes_taken = train(args.out, sets.lmdb, args.minutes, log, not args.no_batch_norm,
+                                                 not args.no_global_start)
     snapshots = {"constant": constant_snapshot(os.path.join(args.out, "constant", "snaps"), train_mean_m),
                  "global": snapshots["global"], "refine": snapshots["refine"]}
     for family in successors:
