@@ -64,11 +64,12 @@ def score(pairs, mean_m, spread_m, room_means=None):
         gt_m = read_gt_tenth(pair.depth, "png8").astype(np.float64) * DEPTH_UNIT_M
         if room_means is not None:
             room_means.append(float(gt_m.mean()))
-        depth_m = depth_pixels_to_m(read_depth_raw(pair.depth))
+        depth_m, gt32 = depth_pixels_to_m(read_depth_raw(pair.depth)), gt_m.astype(np.float32)
         for name, made in predictors(gt_m, depth_m, mean_m, spread_m).items():
+            made = made.astype(np.float32)  # as the evaluator's maps
             flat = np.ptp(made) == 0   # the evaluator scores a flat map's MVN error as 1 (its MVN fit is the GT's mean)
-            mvn = 1.0 if flat else float(metrics.mvn_error(made.astype(np.float32), gt_m.astype(np.float32))[0])
-            rmse = float(metrics.rmse(made.astype(np.float32), gt_m.astype(np.float32))[0])
+            mvn = 1.0 if flat else float(metrics.mvn_error(made, gt32)[0])
+            rmse = float(metrics.rmse(made, gt32)[0])
             rows.setdefault(name, []).append((mvn, rmse))
     table = {name: {"MVN": float(np.mean([m for m, _ in values])), "RMSE": float(np.mean([r for _, r in values]))}
              for name, values in rows.items()}

@@ -399,15 +399,14 @@ def start_from_global_depth(net, net_param, data, batches=TARGET_MEAN_BATCHES):
         return None
     scale, shift, target = path
     carried = _layer_named(net_param, REFINING_HEAD[0]).bottom[0]
-    sums = torch.zeros(5, dtype=torch.float64)  # n, sum d, sum t, sum d^2, sum d t
+    n = sd = st = sdd = sdt = 0.0  # the count, and the sums of d, t, d^2 and d t
     for values in _training_blobs(net_param, [carried, target], data, batches, net.weights_dict()):
         d, t = _filled(values[carried][:, -1:]), values[target]
         if d.shape != t.shape:
             raise EigenDepthError(f"{net_param.name}: {carried}'s last channel {tuple(d.shape)} and the target "
                                   f"{target} {tuple(t.shape)} differ in shape: no depth to start from")
-        sums += torch.stack([torch.tensor(float(d.numel()), dtype=torch.float64), d.sum(), t.sum(),
-                             (d * d).sum(), (d * t).sum()])
-    n, sd, st, sdd, sdt = sums.tolist()
+        n, sd, st = n + d.numel(), sd + float(d.sum()), st + float(t.sum())
+        sdd, sdt = sdd + float((d * d).sum()), sdt + float((d * t).sum())
     mean, variance = sd / n, max(sdd / n - (sd / n) ** 2, 1e-12)
     slope = (sdt / n - mean * st / n) / variance
     intercept = st / n - slope * mean

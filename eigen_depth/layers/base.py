@@ -22,11 +22,11 @@ DEFERRED_TYPES = {"Data": "eigen_depth.data.layers", "HDF5Data": "eigen_depth.da
                   "Python": "eigen_depth.pycaffe.python_layer"}
 
 
-
 def recording():
     """Whether a trace or an ONNX export is recording the forward: it must see the layers as written, not
     the shortcuts that are only faster."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
 
 def register(*type_names):
     """Class decorator: registers the layer class under Caffe type names ("Convolution", ...)."""
