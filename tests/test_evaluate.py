@@ -195,6 +195,41 @@ def test_with_the_same_forward_metrics_and_pngs_are_the_originals(examples, snap
     assert tops_printed(printed) == tops
 
 
+def test_png_strategy_default_writes_the_originals_bytes_and_rle_its_pixels(examples, snaps, tmp_path):
+    """zlib's strategy changes the files' bytes, never their pixels: with "default" every PNG is byte for byte
+    the original's cv2.imwrite at compression 8; with rle (the evaluator's default) it is OpenCV's RLE encoding
+    of the same pixels."""
+    data = examples / "test"
+    reference_test_depth(str(data), str(data), str(tmp_path / "ref"), snaps, cv2_forward_of(DEPTH_LAYER))
+    for strategy in ("default", "rle"):
+        out = tmp_path / strategy
+        evaluate.run(options(data, data, out, snaps, loader=cv2_loader(DEPTH_LAYER), png_strategy=strategy))
+        for suffix in ("", "_abs"):
+            ours, theirs = f"{out}{suffix}/tiny_iter_100", f"{tmp_path}/ref{suffix}/tiny_iter_100"
+            for name in pngs(theirs):
+                with open(f"{ours}/{name}", "rb") as mine, open(f"{theirs}/{name}", "rb") as original:
+                    written, expected = mine.read(), original.read()
+                if strategy == "rle":
+                    expected = cv2.imencode(".png", pixels(f"{theirs}/{name}"), [
+                        cv2.IMWRITE_PNG_COMPRESSION, 8, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])[1]
+                    expected = expected.tobytes()
+                assert written == expected, (strategy, name)
+
+
+@pytest.mark.parametrize("tool", ["test_depth", "test_grad", "get_depth"])
+def test_png_strategy_option_reaches_the_run_and_unknown_names_are_refused(tool, capsys):
+    import argparse
+    from eigen_depth.evaluate.command import add_arguments, options_from_args
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, tool)
+    folders = ["in", "gt", "out", "snaps"] if tool != "get_depth" else ["in", "out", "snaps"]
+    assert options_from_args(parser.parse_args(folders), tool).png_strategy == "rle"
+    assert options_from_args(parser.parse_args(folders + ["--png-strategy", "default"]), tool).png_strategy == "default"
+    with pytest.raises(SystemExit):
+        parser.parse_args(folders + ["--png-strategy", "zip"])
+    assert "invalid choice: 'zip'" in capsys.readouterr().err
+
+
 def test_the_torch_forward_gives_the_same_metrics_to_float_rounding(examples, snaps, tmp_path, capsys):
     data = examples / "test"
     outcome = evaluate.run(options(data, data, tmp_path / "out", snaps, batch_size=3))

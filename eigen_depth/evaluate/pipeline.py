@@ -14,7 +14,8 @@ from .. import images, metrics
 from ..atomic import make_folder
 from ..conventions import THESIS
 from ..constants import (DEPTH_UNIT_M, GRADIENT_GT_HEIGHT, GRADIENT_GT_WIDTH, GRADIENT_METRICS, GT_HEIGHT,
-                         GT_WIDTH, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, PNG_COMPRESSION, STANDARD_METRICS)
+                         GT_WIDTH, LOG_DEPTH_SCALE, LOG_DEPTH_SHIFT, PNG_COMPRESSION, PNG_STRATEGY,
+                         STANDARD_METRICS)
 from ..devices import default_batch_size, resolve_device
 from ..errors import DatasetError, EigenDepthError, ShapeError, warn
 from ..errors import one_line as _one_line
@@ -53,10 +54,15 @@ class Options:
     sheet_images: int = 6
     cache_mb: int = 2048
     png_compression: int = PNG_COMPRESSION
+    png_strategy: str = PNG_STRATEGY
     png16: bool = False
     npy: bool = False
     size: tuple = (GT_HEIGHT, GT_WIDTH)
     loader: object = None       # ModelLoader() by default; tests pass other forwards (e.g. OpenCV's)
+
+    def encode_png(self, pixels):
+        """PNG bytes of `pixels` at this run's zlib level and strategy."""
+        return images.encode_png(pixels, self.png_compression, self.png_strategy)
 
 
 @dataclass
@@ -115,15 +121,15 @@ class _DepthFinisher:
             for folder, depth in ((oracle_dir, fitted[0]), (abs_dir, zoomed[0])):
                 files[folder.file(names["input"])] = batch.input_png[i]
                 files[folder.file(names["gt"])] = batch.gt_png[i]
-                files[folder.file(names["depth"])] = _depth_png(depth, self.options.png_compression)
+                files[folder.file(names["depth"])] = _depth_png(depth, self.options)
         if self.offset + i in self.sheet_indices:
             rgb = self.convention.to_rgb_uint8(batch.inputs[i])
             self.sheet_rows.append((pair.stem, rgb, gt_m[0], output_m[0], fitted_m[0]))
         return [pair.stem] + [float(values[m][0]) for m in metric_names("test_depth")]
 
 
-def _depth_png(depth_tenth, compression):
-    return lambda: images.encode_png(images.to_uint8(images.depth_to_unit(depth_tenth)), compression)
+def _depth_png(depth_tenth, options):
+    return lambda: options.encode_png(images.to_uint8(images.depth_to_unit(depth_tenth)))
 
 
 class _GradientFinisher:
@@ -148,7 +154,7 @@ class _GradientFinisher:
                     files[folder.file(names[f"gt{c + 1}"])] = batch.gt_png[i][c]
                     fit = metrics.mvn_fit(zoomed[i, c], batch.gt_view[i, c])
                     files[folder.file(names[f"grad{c + 1}"])] = \
-                        images.encode_png(images.to_uint8(np.clip(fit, 0, 1)), self.options.png_compression)
+                        self.options.encode_png(images.to_uint8(np.clip(fit, 0, 1)))
             write_many(self.pool, files)
         return [[pair.stem] + [float(values[m][i]) for m in GRADIENT_METRICS] for i, pair in enumerate(batch.pairs)]
 
@@ -169,11 +175,10 @@ class _RawFinisher:
         for i, pair in enumerate(batch.pairs):
             names = self.names[pair.stem]
             files[folder.file(names["input"])] = batch.input_png[i]
-            files[folder.file(names["depth"])] = _depth_png(zoomed[i], self.options.png_compression)
+            files[folder.file(names["depth"])] = _depth_png(zoomed[i], self.options)
             if self.options.png16:
                 files[folder.file(names["png16"])] = (
-                    lambda d=zoomed[i]: images.encode_png(images.depth_png16_mm(d * DEPTH_UNIT_M),
-                                                          self.options.png_compression))
+                    lambda d=zoomed[i]: self.options.encode_png(images.depth_png16_mm(d * DEPTH_UNIT_M)))
             if self.options.npy:
                 files[folder.file(names["npy"])] = lambda d=zoomed[i]: _npy_bytes(d * DEPTH_UNIT_M)
         write_many(self.pool, files)
@@ -232,7 +237,7 @@ def run(options):
                              encode=options.write_images or tool == "get_depth",
                              # one snapshot reads each image once: nothing to keep for the next
                              cache_bytes=int(options.cache_mb) << 20 if len(snapshots) > 1 else 0,
-                             compression=options.png_compression)
+                             encode_png=options.encode_png)
         for snapshot in snapshots:
             print(snapshot.name, flush=True)
             try:

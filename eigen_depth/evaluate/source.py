@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import images
-from ..constants import DEPTH_UNIT_M, GRADIENT_KERNELS, GT_HEIGHT, GT_WIDTH, PNG_COMPRESSION
+from ..constants import DEPTH_UNIT_M, GRADIENT_KERNELS, GT_HEIGHT, GT_WIDTH
 from ..errors import DatasetError
 from ..errors import one_line as _one_line
 
@@ -90,8 +90,8 @@ class ImageSource:
     prepared batches (up to cache_bytes) for the next snapshots: the images are the same for all."""
 
     def __init__(self, pairs, mode, pool, gt_format="png8", encode=True, cache_bytes=2 << 30,
-                 compression=PNG_COMPRESSION):
-        self.pairs, self.mode, self.pool, self.compression = pairs, mode, pool, compression
+                 encode_png=images.encode_png):
+        self.pairs, self.mode, self.pool, self.encode_png = pairs, mode, pool, encode_png
         self.gt_format, self.encode = gt_format, encode
         self.cache_bytes = cache_bytes
         self._cache = {}           # (h, w, batch_size, convention) -> list of Batch (a prefix of the run)
@@ -102,7 +102,7 @@ class ImageSource:
         chw = convention.prepare(rgb, height, width)
         item = {"input": chw}
         if self.encode:
-            item["input_png"] = images.encode_png(convention.to_rgb_uint8(chw), self.compression)
+            item["input_png"] = self.encode_png(convention.to_rgb_uint8(chw))
         if self.mode in ("depth", "gradient"):
             notes = []
             gt = read_gt_tenth(pair.gt_path, self.gt_format, notes)
@@ -110,13 +110,13 @@ class ImageSource:
             if self.mode == "depth":
                 item["gt"] = gt
                 if self.encode:
-                    item["gt_png"] = images.encode_png(images.to_uint8(images.depth_to_unit(gt)), self.compression)
+                    item["gt_png"] = self.encode_png(images.to_uint8(images.depth_to_unit(gt)))
             else:
                 grad = gradient_of(gt)
                 view = np.stack([normalize_min_max(g) for g in grad])
                 item["gt"], item["gt_view"] = grad, view
                 if self.encode:
-                    item["gt_png"] = [images.encode_png(images.to_uint8(np.clip(v, 0, 1)), self.compression)
+                    item["gt_png"] = [self.encode_png(images.to_uint8(np.clip(v, 0, 1)))
                                       for v in view]
         return item
 
