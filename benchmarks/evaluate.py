@@ -30,7 +30,6 @@ import time
 
 import numpy as np
 
-from eigen_depth.constants import PNG_STRATEGY
 from eigen_depth.prototxt import ROOT as PROTOTXT_ROOT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -232,6 +231,7 @@ def main():
     print(f"ours / net alone: {bound:.2f}x (goal <= 1.2x: {'met' if bound <= 1.2 else 'NOT met'}); without images "
           f"{best['ours_no_images'] / best['forward']:.2f}x; --png-strategy default "
           f"{best['ours_png_default'] / best['forward']:.2f}x")
+    from eigen_depth.constants import PNG_STRATEGY
     cores = torch.get_num_threads()
     for strategy in (PNG_STRATEGY, "default"):
         encode = encoding_ms(os.path.join(folder, "out_ours"), count, strategy)

@@ -18,8 +18,8 @@ import warnings
 import numpy as np
 
 from .atomic import atomic_write
-from .constants import (GT_HEIGHT, GT_WIDTH, PNG_COMPRESSION, PNG_STRATEGIES, PNG_STRATEGY, RESIZE_ORDER,
-                        VIS_DEPTH_MAX, VIS_DEPTH_MIN, VIS_LOG_SCALE, ZOOM_ORDER)
+from .constants import (GT_HEIGHT, GT_WIDTH, PNG_COMPRESSION, PNG_STRATEGIES, RESIZE_ORDER, VIS_DEPTH_MAX,
+                        VIS_DEPTH_MIN, VIS_LOG_SCALE, ZOOM_ORDER)
 from .errors import DatasetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".pnm", ".webp", ".gif")
@@ -163,10 +163,10 @@ def to_uint8(unit):
     return np.array(np.asarray(unit) * 255, dtype=np.uint8)
 
 
-def encode_png(pixels, compression=PNG_COMPRESSION, strategy=PNG_STRATEGY):
-    """PNG bytes of uint8/uint16 pixels, HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA), written by OpenCV like
-    the original: zlib level `compression`, zlib strategy `strategy` (one of PNG_STRATEGIES; the original's
-    was "default"). Every level and strategy stores the same pixels."""
+def encode_png(pixels, compression=PNG_COMPRESSION, strategy="default"):
+    """PNG bytes of uint8/uint16 pixels, HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA), written by OpenCV: zlib
+    level `compression` with zlib strategy `strategy` (one of PNG_STRATEGIES; "default" is the original's
+    cv2.imwrite; the evaluator writes with PNG_STRATEGY). Every level and strategy stores the same pixels."""
     import cv2
     if strategy not in PNG_STRATEGIES:
         raise ValueError(f"PNG strategy must be one of {', '.join(PNG_STRATEGIES)}, not {strategy!r}")
@@ -174,8 +174,12 @@ def encode_png(pixels, compression=PNG_COMPRESSION, strategy=PNG_STRATEGY):
     if pixels.ndim == 3:
         order = [2, 1, 0, 3][:pixels.shape[2]] if pixels.shape[2] in (3, 4) else list(range(pixels.shape[2]))
         pixels = np.ascontiguousarray(pixels[:, :, order])  # OpenCV stores BGR(A)
+    zlib_strategy = {"default": cv2.IMWRITE_PNG_STRATEGY_DEFAULT, "filtered": cv2.IMWRITE_PNG_STRATEGY_FILTERED,
+                     "huffman": cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY, "rle": cv2.IMWRITE_PNG_STRATEGY_RLE,
+                     "fixed": cv2.IMWRITE_PNG_STRATEGY_FIXED}[strategy]
+    # the strategy after the level: OpenCV resets it to the default where it reads the level
     ok, data = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, int(compression),
-                                             cv2.IMWRITE_PNG_STRATEGY, PNG_STRATEGIES.index(strategy)])
+                                             cv2.IMWRITE_PNG_STRATEGY, zlib_strategy])
     if not ok:
         raise DatasetError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} image as PNG")
     return data.tobytes()
@@ -187,7 +191,7 @@ def write_bytes(path, data):
         handle.write(data)
 
 
-def write_png(path, pixels, compression=PNG_COMPRESSION, strategy=PNG_STRATEGY):
+def write_png(path, pixels, compression=PNG_COMPRESSION, strategy="default"):
     write_bytes(path, encode_png(pixels, compression, strategy))
 
 

@@ -1,6 +1,6 @@
 """Times the evaluator's PNG writing under each of zlib's strategies at one level, and the files' sizes.
 
-    python benchmarks/png.py [--level 8] [--repeat 3]
+    python benchmarks/png_strategies.py [--level 8] [--repeat 3]
 
 Pictures of the kinds test_depth writes for every image, from the real photographs in scikit-image:
 - input: each photograph at the net's input size (298x218, RGB);
