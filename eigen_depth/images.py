@@ -174,12 +174,10 @@ def encode_png(pixels, compression=PNG_COMPRESSION, strategy="default"):
     if pixels.ndim == 3:
         order = [2, 1, 0, 3][:pixels.shape[2]] if pixels.shape[2] in (3, 4) else list(range(pixels.shape[2]))
         pixels = np.ascontiguousarray(pixels[:, :, order])  # OpenCV stores BGR(A)
-    zlib_strategy = {"default": cv2.IMWRITE_PNG_STRATEGY_DEFAULT, "filtered": cv2.IMWRITE_PNG_STRATEGY_FILTERED,
-                     "huffman": cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY, "rle": cv2.IMWRITE_PNG_STRATEGY_RLE,
-                     "fixed": cv2.IMWRITE_PNG_STRATEGY_FIXED}[strategy]
-    # the strategy after the level: OpenCV resets it to the default where it reads the level
+    # OpenCV's flag by name (IMWRITE_PNG_STRATEGY_RLE, ...), after the level: reading the level resets it
+    flag = getattr(cv2, "IMWRITE_PNG_STRATEGY_" + ("HUFFMAN_ONLY" if strategy == "huffman" else strategy.upper()))
     ok, data = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, int(compression),
-                                             cv2.IMWRITE_PNG_STRATEGY, zlib_strategy])
+                                             cv2.IMWRITE_PNG_STRATEGY, flag])
     if not ok:
         raise DatasetError(f"OpenCV could not encode a {pixels.shape} {pixels.dtype} image as PNG")
     return data.tobytes()

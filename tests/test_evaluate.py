@@ -199,12 +199,14 @@ def test_png_strategy_default_writes_the_originals_bytes_and_rle_its_pixels(exam
     """zlib's strategy changes the files' bytes, never their pixels: with "default" every PNG is byte for byte
     the original's cv2.imwrite at compression 8; with rle (the evaluator's default) it is OpenCV's RLE encoding
     of the same pixels."""
-    data = examples / "test"
-    reference_test_depth(str(data), str(data), str(tmp_path / "ref"), snaps, cv2_forward_of(DEPTH_LAYER))
+    data, one = examples / "test", tmp_path / "snaps"
+    one.mkdir()
+    for extension in (".prototxt", ".caffemodel"):
+        shutil.copy(os.path.join(snaps, "tiny_iter_100" + extension), one)
+    reference_test_depth(str(data), str(data), str(tmp_path / "ref"), str(one), cv2_forward_of(DEPTH_LAYER))
     for strategy in ("default", "rle"):
         out = tmp_path / strategy
-        evaluate.run(options(data, data, out, snaps, loader=cv2_loader(DEPTH_LAYER), png_strategy=strategy,
-                             snapshots="*_100"))
+        evaluate.run(options(data, data, out, one, loader=cv2_loader(DEPTH_LAYER), png_strategy=strategy))
         for suffix in ("", "_abs"):
             ours, theirs = f"{out}{suffix}/tiny_iter_100", f"{tmp_path}/ref{suffix}/tiny_iter_100"
             assert pngs(theirs) and pngs(theirs) == [n for n in pngs(ours) if n != "contact_sheet.png"]
