@@ -58,8 +58,8 @@ class Convention:
         """float32 RGB in [0, 1] (H x W x 3) -> the net input (3, height, width) in float32: bilinear resize,
         x 255, the net's channel order, minus the mean, times the scale (for the thesis's nets the original's
         x255 - 127 exactly)."""
-        resized = images.resize_bilinear(rgb, height, width)
-        chw = np.ascontiguousarray(np.transpose(resized, (2, 0, 1))) * np.float32(INPUT_SCALE)
+        chw = images.resize_bilinear_planes(rgb, height, width)
+        chw *= np.float32(INPUT_SCALE)
         if self.channel_order == "bgr":
             chw = np.ascontiguousarray(chw[::-1])
         chw -= self._mean_array()

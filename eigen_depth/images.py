@@ -101,28 +101,53 @@ def resize_bilinear(image, height, width):
     for float32 images HxW or HxWxC: float32 out, clipped to the input's range as skimage does. Images with
     NaN go through skimage itself (a linear map would spread the NaN)."""
     image = np.asarray(image)
-    if image.shape[:2] == (height, width):
-        return image.astype(np.float32, copy=True)
-    if not np.isfinite(image).all():
-        import skimage.transform
-        return skimage.transform.resize(image.astype(np.float32), (height, width) + image.shape[2:],
-                                        order=RESIZE_ORDER, mode="constant", anti_aliasing=False)
-    rows, row_weights = _resize_taps(image.shape[0], height)
-    cols, col_weights = _resize_taps(image.shape[1], width)
-    trailing = (1,) * (image.ndim - 2)
-    work = image.astype(np.float64)
-    out = None
-    # scipy.ndimage's order of operations: sum over taps (row-major) of (pixel * w_row) * w_col
-    for a in range(rows.shape[1]):
-        weighted_rows = work[rows[:, a]] * row_weights[:, a].reshape((height, 1) + trailing)
-        for b in range(cols.shape[1]):
-            term = weighted_rows[:, cols[:, b]] * col_weights[:, b].reshape((1, width) + trailing)
-            out = term if out is None else out + term
+    if image.ndim == 2:
+        return resize_bilinear_planes(image, height, width)[0]
+    return np.moveaxis(resize_bilinear_planes(image, height, width), 0, 2)
+
+
+def resize_bilinear_planes(image, height, width):
+    """resize_bilinear of an HxW or HxWxC image, returned as planes (C, height, width) (C = 1 for HxW): the
+    layout a net's input takes, without a copy to get there."""
+    image = np.asarray(image)
+    if image.shape[:2] == (height, width) or not np.isfinite(image).all():
+        if image.shape[:2] == (height, width):
+            resized = image.astype(np.float32, copy=True)
+        else:
+            import skimage.transform
+            resized = skimage.transform.resize(image.astype(np.float32), (height, width) + image.shape[2:],
+                                               order=RESIZE_ORDER, mode="constant", anti_aliasing=False)
+        return np.ascontiguousarray(np.moveaxis(resized, 2, 0) if resized.ndim == 3 else resized[None])
+    planes = np.moveaxis(image, 2, 0) if image.ndim == 3 else image[None]
+    source = np.ascontiguousarray(planes).reshape(-1)
+    terms = _resize_plan(planes.shape[0], image.shape[0], image.shape[1], height, width)
+    out = np.empty((planes.shape[0], height, width), np.float64)
+    term = np.empty_like(out)
+    # scipy.ndimage's order of operations, in float64: the sum over taps (row-major) of (pixel * w_row) * w_col
+    for k, (index, row_weight, col_weight) in enumerate(terms):
+        target = term if k else out
+        np.multiply(np.take(source, index), row_weight, out=target)
+        target *= col_weight
+        if k:
+            out += term
     low, high = float(image.min()), float(image.max())
     if not low <= 0.0 <= high and out.min() <= 0.0 <= out.max():  # skimage keeps cval=0 in the range
         low, high = min(low, 0.0), max(high, 0.0)
     np.clip(out, low, high, out=out)
     return out.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _resize_plan(channels, h, w, height, width):
+    """The taps of a (channels, h, w) -> (channels, height, width) resize as [(flat source index, row weight,
+    column weight)], one entry per (row tap, column tap) in row-major order, shaped to broadcast over the
+    output planes."""
+    rows, row_weights = _resize_taps(h, height)
+    cols, col_weights = _resize_taps(w, width)
+    plane = (np.arange(channels) * (h * w))[:, None, None]
+    return [(plane + (rows[:, a] * w)[None, :, None] + cols[:, b][None, None, :],
+             row_weights[:, a][None, :, None], col_weights[:, b][None, None, :])
+            for a in range(rows.shape[1]) for b in range(cols.shape[1])]
 
 
 # -- Cubic zoom (scipy.ndimage.zoom, order 3, default mode) ------------------------------------------------

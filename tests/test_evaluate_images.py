@@ -36,6 +36,16 @@ def test_resize_is_skimage_bit_for_bit(source, target, channels):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("shape", [(320, 420, 3), (320, 420), (61, 47, 2), (218, 298, 3)])
+def test_resize_to_planes_is_skimage_bit_for_bit_in_planes(shape):
+    image = eight_bit(shape)
+    expected = skimage.transform.resize(image, (218, 298) + shape[2:], order=1, mode="constant", anti_aliasing=False)
+    expected = expected[None] if len(shape) == 2 else np.moveaxis(expected, 2, 0)
+    got = images.resize_bilinear_planes(image, 218, 298)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_resize_keeps_skimage_clipping_when_upsampling_an_image_without_black():
     image = (0.3 + 0.5 * RNG.random((5, 6, 3))).astype(np.float32)   # min > 0: the zero border is clipped away
     expected = skimage.transform.resize(image, (218, 298, 3), order=1, mode="constant", anti_aliasing=False)
