@@ -477,6 +477,40 @@ def test_an_existing_snapshot_folder_is_replaced_and_kept_when_its_run_fails(exa
     assert not [n for n in os.listdir(out) + os.listdir(tmp_path / "out_abs") if n.startswith(".")]
 
 
+def test_every_file_of_a_snapshot_folder_reaches_the_disk_before_the_folder_is_renamed(examples, snaps, tmp_path,
+                                                                                        monkeypatch):
+    # The per-image files are written plainly inside `.<snapshot>.partial`; a crash after its rename but
+    # before their data reached the disk would show the final folder with empty files. So each file is
+    # fsynced (holding all its bytes) and the partial folder too, before os.replace; the parent after it.
+    data = subset(examples, tmp_path, ("left",))
+    out = tmp_path / "out"
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd).st_size))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("replace", os.fspath(source), os.fspath(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    evaluate.run(options(data, data, out, snaps, snapshots="tiny_iter_100", loader=cv2_loader(DEPTH_LAYER)))
+    for parent in (out, tmp_path / "out_abs"):
+        final = parent / "tiny_iter_100"
+        partial = str(parent / ".tiny_iter_100.partial")
+        rename = events.index(("replace", partial, str(final)))
+        synced = {path: size for kind, path, size in events[:rename] if kind == "fsync"}
+        files = sorted(os.listdir(final))
+        assert len(files) >= 3
+        for name in files:
+            assert synced[os.path.join(partial, name)] == os.path.getsize(final / name) > 0
+        assert partial in synced
+        assert ("fsync", str(parent)) in [event[:2] for event in events[rename + 1:]]
+
+
 # ============================================================================================ tools and CLI
 def test_the_tool_script_runs_and_prints_the_original_top_lists(examples, snaps, tmp_path):
     data = subset(examples, tmp_path, ("left",))

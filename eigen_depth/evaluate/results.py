@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 
 from .. import images, metrics
-from ..atomic import atomic_write
+from ..atomic import atomic_write, sync_folder, sync_tree
 from ..constants import (GRADIENT_METRICS, STANDARD_HIGHER_IS_BETTER, STANDARD_METRICS, THESIS_HIGHER_IS_BETTER,
                          THESIS_METRICS, TOP_COUNT)
 from ..errors import OutputError
@@ -50,9 +50,12 @@ def higher_is_better(name):
 
 class SnapshotFolder:
     """A per-snapshot output folder filled under a temporary name (`.<name>.partial`) and renamed over
-    the old one when complete, so an interrupted run leaves the previous results intact."""
+    the old one when complete, so an interrupted run leaves the previous results intact. Files inside it are
+    written plainly (`write_many`): the folder is the unit that appears whole, and commit() makes its files
+    durable before the rename."""
 
     def __init__(self, parent, name):
+        self.parent = parent
         self.final = os.path.join(parent, name)
         self.path = os.path.join(parent, f".{name}.partial")
         if os.path.exists(self.path):
@@ -63,6 +66,7 @@ class SnapshotFolder:
         return os.path.join(self.path, name)
 
     def commit(self):
+        sync_tree(self.path)
         old = None
         if os.path.lexists(self.final):
             old = self.final + ".old"
@@ -70,6 +74,7 @@ class SnapshotFolder:
                 _remove(old)
             os.replace(self.final, old)
         os.replace(self.path, self.final)
+        sync_folder(self.parent)
         if old:
             _remove(old)
 
@@ -147,10 +152,14 @@ def abs_dir_of(out_dir):
 
 
 def write_many(pool, files):
-    """Writes {path: bytes or callable -> bytes} in the pool (PNG encoding releases the GIL)."""
+    """Writes {path: bytes or callable -> bytes} inside a SnapshotFolder being filled, in the pool (PNG
+    encoding releases the GIL): plain writes, without a temporary file and fsync each, since the folder's
+    commit() makes them durable and no reader sees the folder before it."""
     def write(item):
         path, data = item
-        images.write_bytes(path, data() if callable(data) else data)
+        data = data() if callable(data) else data
+        with open(path, "wb") as handle:
+            handle.write(data)
     for _ in pool.map(write, files.items()):
         pass
 
