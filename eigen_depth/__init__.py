@@ -4,6 +4,10 @@
 """
 __version__ = "0.1.0"
 
+from . import allocator as _allocator
+
+_allocator.configure()   # freed activations stay for the next forward (eigen_depth/allocator.py)
+
 _LAZY = {
     "Net": ("compat", "Net"), "TRAIN": ("caffe.schema", "TRAIN"), "TEST": ("caffe.schema", "TEST"),
     "CaffeNet": ("net", "CaffeNet"), "set_mode_cpu": ("compat", "set_mode_cpu"),
