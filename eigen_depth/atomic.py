@@ -60,24 +60,6 @@ def atomic_copy(source, path):
         shutil.copyfileobj(handle, target)
 
 
-def sync_tree(folder):
-    """Makes every file under `folder`, and the folder itself, durable (fsync), for a folder that was filled
-    with plain writes and is about to be renamed into place: after the rename is synced no crash can show
-    the new name with files whose data never reached the disk. The first fsync flushes what the others
-    would, so syncing many small files at once costs about one flush."""
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            if os.path.islink(path):
-                continue
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        sync_folder(root)
-
-
 def sync_folder(folder):
     """Makes a rename inside `folder` durable (where the platform can open folders; Windows cannot)."""
     try:

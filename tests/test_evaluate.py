@@ -479,9 +479,10 @@ def test_an_existing_snapshot_folder_is_replaced_and_kept_when_its_run_fails(exa
 
 def test_every_file_of_a_snapshot_folder_reaches_the_disk_before_the_folder_is_renamed(examples, snaps, tmp_path,
                                                                                         monkeypatch):
-    # The per-image files are written plainly inside `.<snapshot>.partial`; a crash after its rename but
+    # The per-image files are written in place inside `.<snapshot>.partial`; a crash after its rename but
     # before their data reached the disk would show the final folder with empty files. So each file is
-    # fsynced (holding all its bytes) and the partial folder too, before os.replace; the parent after it.
+    # fsynced (holding all its bytes; the contact sheet and metrics.csv under a temporary name renamed to
+    # theirs) and the partial folder too, before os.replace; the parent after it.
     data = subset(examples, tmp_path, ("left",))
     out = tmp_path / "out"
     events = []
@@ -502,7 +503,12 @@ def test_every_file_of_a_snapshot_folder_reaches_the_disk_before_the_folder_is_r
         final = parent / "tiny_iter_100"
         partial = str(parent / ".tiny_iter_100.partial")
         rename = events.index(("replace", partial, str(final)))
-        synced = {path: size for kind, path, size in events[:rename] if kind == "fsync"}
+        synced = {}
+        for kind, path, detail in events[:rename]:
+            if kind == "fsync":
+                synced[path] = detail
+            elif path in synced:        # a temporary file synced, then renamed to its name
+                synced[detail] = synced.pop(path)
         files = sorted(os.listdir(final))
         assert len(files) >= 3
         for name in files:

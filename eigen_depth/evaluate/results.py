@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 
 from .. import images, metrics
-from ..atomic import atomic_write, sync_folder, sync_tree
+from ..atomic import atomic_write, sync_folder
 from ..constants import (GRADIENT_METRICS, STANDARD_HIGHER_IS_BETTER, STANDARD_METRICS, THESIS_HIGHER_IS_BETTER,
                          THESIS_METRICS, TOP_COUNT)
 from ..errors import OutputError
@@ -50,9 +50,9 @@ def higher_is_better(name):
 
 class SnapshotFolder:
     """A per-snapshot output folder filled under a temporary name (`.<name>.partial`) and renamed over
-    the old one when complete, so an interrupted run leaves the previous results intact. Files inside it are
-    written plainly (`write_many`): the folder is the unit that appears whole, and commit() makes its files
-    durable before the rename."""
+    the old one when complete, so an interrupted run leaves the previous results intact. The folder is the
+    unit that appears whole, so its files need no temporary names of their own: `write_many` writes them in
+    place and makes each durable (fsync) in the pool, and commit() syncs the folder before renaming it."""
 
     def __init__(self, parent, name):
         self.parent = parent
@@ -66,7 +66,7 @@ class SnapshotFolder:
         return os.path.join(self.path, name)
 
     def commit(self):
-        sync_tree(self.path)
+        sync_folder(self.path)
         old = None
         if os.path.lexists(self.final):
             old = self.final + ".old"
@@ -153,13 +153,15 @@ def abs_dir_of(out_dir):
 
 def write_many(pool, files):
     """Writes {path: bytes or callable -> bytes} inside a SnapshotFolder being filled, in the pool (PNG
-    encoding releases the GIL): plain writes, without a temporary file and fsync each, since the folder's
-    commit() makes them durable and no reader sees the folder before it."""
+    encoding releases the GIL): in place, since no reader sees the folder before its commit(), and durable
+    (fsync) before that commit, while the pool overlaps the waits with the net."""
     def write(item):
         path, data = item
         data = data() if callable(data) else data
         with open(path, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
     for _ in pool.map(write, files.items()):
         pass
 
