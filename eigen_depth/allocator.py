@@ -5,7 +5,7 @@ as it sees such blocks freed) from a fresh mapping and returns it to the kernel 
 returns the top of its heap once more than a trim threshold of it is free. A net's activations are such blocks:
 every forward then maps tens of megabytes afresh and the kernel zero-fills each page on first touch. On the
 project's 2-core machine that was 20-30 ms of kernel time per image in the refining net's forward at batch 8
-and 5-20 % of its wall time, and about 8 % of a refining-stage training iteration (the README's "Speed").
+and 4-20 % of its wall time, and 7-16 % of a refining-stage training iteration (the README's "Speed").
 
 `configure()` raises both thresholds (blocks up to 1 GiB come from the heap; up to 2 GiB of it may stay free)
 so freed activations are reused by the next forward. Peak memory changes little, since those blocks were in
