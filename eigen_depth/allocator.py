@@ -35,7 +35,7 @@ def user_has_chosen(environ=os.environ):
 def configure(environ=os.environ):
     """Keeps freed large blocks for reuse (see the module's text). Returns True when glibc took the settings,
     False where they do not apply (another C library or platform, the user's own settings)."""
-    if user_has_chosen(environ) or not _is_glibc():
+    if user_has_chosen(environ) or not is_glibc():
         return False
     import ctypes
     try:
@@ -47,7 +47,8 @@ def configure(environ=os.environ):
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
-def _is_glibc():
+def is_glibc():
+    """Whether this process runs on glibc (whose malloc configure() sets)."""
     try:
         return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
     except (AttributeError, ValueError, OSError):

@@ -53,6 +53,15 @@ def atomic_write(path, mode="wb"):
         raise
 
 
+def write_durable(path, data):
+    """Writes `data` to `path` in place and fsyncs it: for files inside a folder that readers see only once
+    it is complete and renamed into place (the folder is then what appears atomically)."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def atomic_copy(source, path):
     """Copies the file `source` to `path` through atomic_write."""
     import shutil

@@ -103,23 +103,26 @@ def resize_bilinear(image, height, width):
     image = np.asarray(image)
     if image.ndim == 2:
         return resize_bilinear_planes(image, height, width)[0]
-    return np.moveaxis(resize_bilinear_planes(image, height, width), 0, 2)
+    return np.ascontiguousarray(np.moveaxis(resize_bilinear_planes(image, height, width), 0, 2))
+
+
+def _planes(image):
+    """HxW or HxWxC -> contiguous (C, H, W), C = 1 for HxW (a view where the layout already is)."""
+    return np.ascontiguousarray(np.moveaxis(image, 2, 0) if image.ndim == 3 else image[None])
 
 
 def resize_bilinear_planes(image, height, width):
     """resize_bilinear of an HxW or HxWxC image, returned as planes (C, height, width) (C = 1 for HxW): the
     layout a net's input takes, without a copy to get there."""
     image = np.asarray(image)
-    if image.shape[:2] == (height, width) or not np.isfinite(image).all():
-        if image.shape[:2] == (height, width):
-            resized = image.astype(np.float32, copy=True)
-        else:
-            import skimage.transform
-            resized = skimage.transform.resize(image.astype(np.float32), (height, width) + image.shape[2:],
-                                               order=RESIZE_ORDER, mode="constant", anti_aliasing=False)
-        return np.ascontiguousarray(np.moveaxis(resized, 2, 0) if resized.ndim == 3 else resized[None])
-    planes = np.moveaxis(image, 2, 0) if image.ndim == 3 else image[None]
-    source = np.ascontiguousarray(planes).reshape(-1)
+    if image.shape[:2] == (height, width):
+        return _planes(image).astype(np.float32)
+    if not np.isfinite(image).all():
+        import skimage.transform
+        return _planes(skimage.transform.resize(image.astype(np.float32), (height, width) + image.shape[2:],
+                                                order=RESIZE_ORDER, mode="constant", anti_aliasing=False))
+    planes = _planes(image)
+    source = planes.reshape(-1)
     terms = _resize_plan(planes.shape[0], image.shape[0], image.shape[1], height, width)
     out = np.empty((planes.shape[0], height, width), np.float64)
     term = np.empty_like(out)

@@ -11,7 +11,7 @@ import pytest
 
 from eigen_depth import allocator
 
-pytestmark = pytest.mark.skipif(not allocator._is_glibc(), reason="glibc's malloc only")
+pytestmark = pytest.mark.skipif(not allocator.is_glibc(), reason="glibc's malloc only")
 
 PROBE = r"""
 import ctypes, json, sys

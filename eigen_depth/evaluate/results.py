@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 
 from .. import images, metrics
-from ..atomic import atomic_write, sync_folder
+from ..atomic import atomic_write, sync_folder, write_durable
 from ..constants import (GRADIENT_METRICS, STANDARD_HIGHER_IS_BETTER, STANDARD_METRICS, THESIS_HIGHER_IS_BETTER,
                          THESIS_METRICS, TOP_COUNT)
 from ..errors import OutputError
@@ -157,11 +157,7 @@ def write_many(pool, files):
     (fsync) before that commit, while the pool overlaps the waits with the net."""
     def write(item):
         path, data = item
-        data = data() if callable(data) else data
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_durable(path, data() if callable(data) else data)
     for _ in pool.map(write, files.items()):
         pass
 
