@@ -27,14 +27,66 @@ def _flat(array):
 
 def _work(output, gt):
     """Both maps flattened, in their common float type: float32 maps (the evaluator's, as the original's)
-    are processed in float32 element by element, with every sum accumulated in float64."""
-    o, g = _flat(output), _flat(gt)
-    dtype = np.result_type(o.dtype, g.dtype, np.float32)
-    return o.astype(dtype, copy=False), g.astype(dtype, copy=False)
+    are processed in float32 element by element, with every sum accumulated in float64. `gt` may be a
+    GroundTruth, whose shared terms are kept when its type is the common one."""
+    o = _flat(output)
+    truth = gt if isinstance(gt, GroundTruth) else GroundTruth(gt)
+    dtype = np.result_type(o.dtype, truth.g.dtype, np.float32)
+    if truth.g.dtype != dtype:
+        truth = GroundTruth(truth.g.astype(dtype))
+    return o.astype(dtype, copy=False), truth
 
 
 def _mean(values):
     return np.mean(values, axis=1, dtype=np.float64)
+
+
+class GroundTruth:
+    """A GT map (N, H, W) or (H, W) in meters with the terms that every prediction's metrics share, each worked
+    out once on first use: scoring several predictions against one GT (the evaluator's raw and MVN-fitted
+    maps, each with the ten and the standard metrics) repeats none of its logarithms or masks. Pass it where
+    the functions below take `gt_m`; the results are those of the plain array."""
+
+    def __init__(self, gt_m):
+        g = _flat(gt_m)
+        self.g = g.astype(np.result_type(g.dtype, np.float32), copy=False)
+        self._terms = {}
+
+    def _term(self, name, make):
+        if name not in self._terms:
+            self._terms[name] = make()
+        return self._terms[name]
+
+    # the ten metrics' terms: g' = max(g, m), ln g', ln max(g' / 10, m) + ln 10, g normalised
+    @property
+    def floored(self):
+        return self._term("floored", lambda: np.maximum(self.g, self.g.dtype.type(METRIC_FLOOR)))
+
+    @property
+    def log_floored(self):
+        return self._term("log_floored", lambda: np.log(self.floored))
+
+    @property
+    def log_tenth(self):
+        return self._term("log_tenth", lambda: np.maximum(self.log_floored, _log_tenth_floor(self.g.dtype)))
+
+    @property
+    def normalised(self):
+        return self._term("normalised", lambda: _normalised(self.g))
+
+    # the standard metrics' terms: the valid pixels, and g with the others set to 1 (and its logarithm)
+    def valid(self, min_depth, max_depth):
+        def make():
+            with np.errstate(invalid="ignore"):
+                valid = np.isfinite(self.g) & (self.g >= min_depth) & (self.g <= max_depth)
+            kept = np.where(valid, self.g, self.g.dtype.type(1))
+            count = np.count_nonzero(valid, axis=1)
+            return valid, count.astype(np.float64), self.g.shape[1] - count, kept, np.log(kept)
+        return self._term(("valid", min_depth, max_depth), make)
+
+
+def _log_tenth_floor(dtype):
+    return dtype.type(np.log(10.0 * METRIC_FLOOR))
 
 
 def log_depth(depth_tenth_m):
@@ -53,33 +105,35 @@ def thesis_metrics(output_m, gt_m):
     and unit (population) std; Threshold t the fraction of pixels with max(o'/g', g'/o') < t,
     o' = max(o, m), g' = max(g, m).
     """
-    o, g = _work(output_m, gt_m)
+    o, truth = _work(output_m, gt_m)
     n = o.shape[1]
     floor = o.dtype.type(METRIC_FLOOR)
-    diff = o - g
-    square = diff * diff
-    g_floor = np.maximum(g, floor)
+    g_floor = truth.floored
     result = {}
-    clamped_diff = o - g_floor
-    result["AbsRelDiff"] = _mean(np.abs(clamped_diff) / g_floor)
-    result["SqrRelDiff"] = _mean(clamped_diff * clamped_diff / g_floor)
-    result["RMSE"] = np.sqrt(_mean(square))
+    diff = o - truth.g
+    result["RMSE"] = np.sqrt(_mean(np.square(diff, out=diff)))
+    clamped_diff = np.subtract(o, g_floor, out=diff)
+    relative = np.abs(clamped_diff) / g_floor
+    result["AbsRelDiff"] = _mean(relative)
+    result["SqrRelDiff"] = _mean(np.multiply(clamped_diff, clamped_diff, out=relative).__itruediv__(g_floor))
     # One logarithm per map: ln max(x, m) serves Log10, and since ln is monotonic,
     # ln max(x / 10, m) = max(ln max(x, m), ln 10m) - ln 10 serves D (the ln 10 cancels in the difference).
     o_floor = np.maximum(o, floor)
-    ln_o, ln_g = np.log(o_floor), np.log(g_floor)
-    result["Log10"] = _mean(np.abs(ln_o - ln_g)) / _LN10
-    floor_10 = o.dtype.type(np.log(10.0 * METRIC_FLOOR))
-    log_diff = np.maximum(ln_o, floor_10) - np.maximum(ln_g, floor_10)
+    ln_o = np.log(o_floor)
+    log_diff = np.subtract(ln_o, truth.log_floored, out=diff)
+    result["Log10"] = _mean(np.abs(log_diff, out=relative)) / _LN10
+    log_diff = np.maximum(ln_o, _log_tenth_floor(o.dtype), out=ln_o)
+    log_diff -= truth.log_tenth
     log_diff *= o.dtype.type(10.0 * LOG_DEPTH_SCALE)
-    mean_square_log = _mean(log_diff * log_diff)
+    mean_square_log = _mean(np.square(log_diff, out=relative))
     result["RMSELog"] = np.sqrt(mean_square_log)
     total = np.sum(log_diff, axis=1, dtype=np.float64)
     result["SIMSE"] = mean_square_log - total * total / float(n * n)
-    result["MVN"] = _mvn_rows(o, g)
+    result["MVN"] = _mvn_distance(_normalised(o), truth.normalised)
     # The ratios in the inputs' own precision (float32 in the evaluator), as the original computed them.
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.maximum(o_floor / g_floor, g_floor / o_floor)
+        ratio = np.maximum(np.divide(o_floor, g_floor, out=log_diff), np.divide(g_floor, o_floor, out=relative),
+                           out=o_floor)
     for name, threshold in zip(THESIS_METRICS[7:], THRESHOLDS):
         result[name] = np.count_nonzero(ratio < threshold, axis=1) / float(n)
     return {name: result[name] for name in THESIS_METRICS}
@@ -87,31 +141,37 @@ def thesis_metrics(output_m, gt_m):
 
 def rmse(output, gt):
     """sqrt(mean((o - g)^2)) per image."""
-    o, g = _work(output, gt)
-    diff = o - g
+    o, truth = _work(output, gt)
+    diff = o - truth.g
     return np.sqrt(_mean(diff * diff))
 
 
 def mvn_error(output, gt):
     """RMSE between the two maps after each is normalised to zero mean and unit population std, per image
     (the original's MVNError; a constant map gives NaN, as its division by a zero std did)."""
-    return _mvn_rows(*_work(output, gt))
+    o, truth = _work(output, gt)
+    return _mvn_distance(_normalised(o), truth.normalised)
 
 
-def _mvn_rows(o, g):
-    def normalised(x):
-        mean = _mean(x)[:, None]
-        centred = x - mean.astype(x.dtype)
-        std = np.sqrt(_mean(centred * centred))[:, None]
-        return centred / std.astype(x.dtype)
+def _normalised(x):
+    mean = _mean(x)[:, None]
+    centred = x - mean.astype(x.dtype)
+    std = np.sqrt(_mean(centred * centred))[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        diff = normalised(o) - normalised(g)
-        return np.sqrt(_mean(diff * diff))
+        centred /= std.astype(x.dtype)
+    return centred
+
+
+def _mvn_distance(o_normalised, g_normalised):
+    with np.errstate(invalid="ignore"):
+        diff = np.subtract(o_normalised, g_normalised, out=o_normalised)
+        return np.sqrt(_mean(np.square(diff, out=diff)))
 
 
 def gradient_metrics(output, gt):
     """test_grad's two metrics per map: {"RMSE": (N,), "MVN": (N,)} (docs/specification.md section 4)."""
-    return {"RMSE": rmse(output, gt), "MVN": mvn_error(output, gt)}
+    truth = GroundTruth(gt)
+    return {"RMSE": rmse(output, truth), "MVN": mvn_error(output, truth)}
 
 
 def standard_metrics(output_m, gt_m, min_depth=STANDARD_MIN_DEPTH_M, max_depth=STANDARD_MAX_DEPTH_M):
@@ -120,33 +180,34 @@ def standard_metrics(output_m, gt_m, min_depth=STANDARD_MIN_DEPTH_M, max_depth=S
     abs_rel mean(|p - g| / g); sq_rel mean((p - g)^2 / g); rmse sqrt(mean((p - g)^2));
     rmse_log sqrt(mean(e^2)); log10 mean(|log10 p - log10 g|); silog 100 sqrt(mean(e^2) - mean(e)^2);
     delta_k the fraction with max(p/g, g/p) < 1.25^k. An image without valid pixels gives NaN."""
-    p, g = _work(output_m, gt_m)
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(g) & (g >= min_depth) & (g <= max_depth)
-    count = valid.sum(axis=1).astype(np.float64)
-    one = g.dtype.type(1)
-    # masked pixels become p = g = 1: zero error in every term but the delta counts, which are masked
-    g = np.where(valid, g, one)
-    p = np.where(valid, np.clip(p, g.dtype.type(min_depth), g.dtype.type(max_depth)), one)
+    p, truth = _work(output_m, gt_m)
+    valid, count, invalid, g, ln_g = truth.valid(min_depth, max_depth)
+    # masked pixels become p = g = 1: zero error in every term, and a ratio of 1, under every threshold
+    p = np.clip(p, g.dtype.type(min_depth), g.dtype.type(max_depth))
+    if invalid.any():
+        np.copyto(p, g.dtype.type(1), where=~valid)
 
     def mean(values):
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.sum(values, axis=1, dtype=np.float64) / count
 
     diff = p - g
-    log_error = np.log(p) - np.log(g)
+    log_error = np.log(p)
+    log_error -= ln_g
     ratio = np.maximum(p / g, g / p)
     mean_log, mean_square_log = mean(log_error), mean(log_error * log_error)
+    square = diff * diff
     result = {
-        "abs_rel": mean(np.abs(diff) / g),
-        "sq_rel": mean(diff * diff / g),
-        "rmse": np.sqrt(mean(diff * diff)),
+        "abs_rel": mean(np.divide(np.abs(diff, out=diff), g, out=diff)),
+        "sq_rel": mean(square / g),
+        "rmse": np.sqrt(mean(square)),
         "rmse_log": np.sqrt(mean_square_log),
-        "log10": mean(np.abs(log_error)) / _LN10,
+        "log10": mean(np.abs(log_error, out=log_error)) / _LN10,
         "silog": 100.0 * np.sqrt(np.maximum(mean_square_log - mean_log * mean_log, 0.0)),
     }
     for k, threshold in enumerate(THRESHOLDS, start=1):
-        result[f"delta{k}"] = mean((ratio < threshold) & valid)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result[f"delta{k}"] = (np.count_nonzero(ratio < threshold, axis=1) - invalid) / count
     return {name: result[name] for name in STANDARD_METRICS}
 
 

@@ -198,7 +198,7 @@ def test_with_the_same_forward_metrics_and_pngs_are_the_originals(examples, snap
 def test_png_strategy_default_writes_the_originals_bytes_and_rle_its_pixels(examples, snaps, tmp_path):
     """zlib's strategy changes the files' bytes, never their pixels: with "default" every PNG is byte for byte
     the original's cv2.imwrite at compression 8; with rle (the evaluator's default) it is OpenCV's RLE encoding
-    of the same pixels."""
+    of the same pixels, every row Paeth-filtered where OpenCV can be told so."""
     data, one = examples / "test", tmp_path / "snaps"
     one.mkdir()
     for extension in (".prototxt", ".caffemodel"):
@@ -214,9 +214,11 @@ def test_png_strategy_default_writes_the_originals_bytes_and_rle_its_pixels(exam
                 with open(f"{ours}/{name}", "rb") as mine, open(f"{theirs}/{name}", "rb") as original:
                     written, expected = mine.read(), original.read()
                 if strategy == "rle":
-                    expected = cv2.imencode(".png", pixels(f"{theirs}/{name}"), [
-                        cv2.IMWRITE_PNG_COMPRESSION, 8, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])[1]
-                    expected = expected.tobytes()
+                    params = [cv2.IMWRITE_PNG_COMPRESSION, 8, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+                    if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+                        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH]
+                    expected = cv2.imencode(".png", pixels(f"{theirs}/{name}"), params)[1].tobytes()
+                    assert np.array_equal(pixels(f"{ours}/{name}"), pixels(f"{theirs}/{name}")), name
                 assert written == expected, (strategy, name)
 
 

@@ -102,6 +102,29 @@ def test_standard_metrics_without_valid_pixels_are_nan():
     assert all(math.isnan(v) for v in got.values())
 
 
+def test_one_ground_truth_serves_several_predictions_with_each_ones_hand_worked_values():
+    # a float32 GT kept once: scored against O (float64: the work is in float64), itself, and O again from the
+    # terms it kept; then the standard metrics of two predictions against a GT with invalid pixels
+    truth = metrics.GroundTruth(G.astype(np.float32))
+    for prediction, rmse, mvn, threshold in ((O, math.sqrt(6.475), None, 0.5), (G, 0.0, 0.0, 1.0),
+                                             (O, math.sqrt(6.475), None, 0.5)):
+        got = single(metrics.thesis_metrics(prediction, truth))
+        assert got["RMSE"] == pytest.approx(rmse, rel=1e-12, abs=1e-12)
+        assert got["Log10"] == pytest.approx(sum(abs(v) for v in LN) / 4 / math.log(10) if rmse else 0, rel=1e-12)
+        assert got["Threshold 1.25"] == threshold
+        if mvn is not None:
+            assert got["MVN"] == pytest.approx(mvn, abs=1e-12)
+    g = np.array([[0.0, 1.0, 2.0, 20.0, np.nan]])
+    truth = metrics.GroundTruth(g)
+    first = single(metrics.standard_metrics(np.array([[5.0, 1.5, 1.0, 3.0, 3.0]]), truth))
+    assert first["abs_rel"] == pytest.approx(0.5, rel=1e-12)
+    assert (first["delta1"], first["delta2"], first["delta3"]) == (0.0, 0.5, 0.5)
+    second = single(metrics.standard_metrics(np.array([[0.3, 1.0, 2.4, 0.0, 7.0]]), truth))  # g = 1, 2: p = 1, 2.4
+    assert second["abs_rel"] == pytest.approx(0.2 / 2, rel=1e-12)
+    assert second["rmse"] == pytest.approx(math.sqrt(0.16 / 2), rel=1e-12)
+    assert (second["delta1"], second["delta2"], second["delta3"]) == (1.0, 1.0, 1.0)
+
+
 def test_mvn_fit_maps_the_output_onto_the_gt_mean_and_std():
     fitted = metrics.mvn_fit(np.array([1, 2, 3, 4], dtype=np.float32), np.array([2, 4, 6, 8], dtype=np.float32))
     assert fitted.dtype == np.float32

@@ -110,11 +110,12 @@ class _DepthFinisher:
         output_m, gt_m = zoomed * DEPTH_UNIT_M, gt * DEPTH_UNIT_M
         fitted = metrics.mvn_fit(zoomed[0], gt[0])[None]
         fitted_m = fitted * DEPTH_UNIT_M
+        truth = metrics.GroundTruth(gt_m)  # its logarithms and masks serve all four calls
         values = {}
-        values.update(metrics.thesis_metrics(output_m, gt_m))
-        values.update({ORACLE + k: v for k, v in metrics.thesis_metrics(fitted_m, gt_m).items()})
-        values.update(metrics.standard_metrics(output_m, gt_m))
-        values.update({ORACLE + k: v for k, v in metrics.standard_metrics(fitted_m, gt_m).items()})
+        values.update(metrics.thesis_metrics(output_m, truth))
+        values.update({ORACLE + k: v for k, v in metrics.thesis_metrics(fitted_m, truth).items()})
+        values.update(metrics.standard_metrics(output_m, truth))
+        values.update({ORACLE + k: v for k, v in metrics.standard_metrics(fitted_m, truth).items()})
         if self.options.write_images:
             names = self.names[pair.stem]
             oracle_dir, abs_dir = self.folders
