@@ -242,10 +242,15 @@ _SHEET_PANEL = (160, 210)      # each panel at half the GT's 320x420
 _SHEET_GAP, _SHEET_LABEL, SHEET_BAR = 6, 18, 16
 
 
+@functools.lru_cache(maxsize=8)
+def _colour_table(name):
+    from matplotlib import colormaps
+    return (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+
+
 def colormap(values, vmax, name):
     """float map -> RGB uint8 through a matplotlib colormap on [0, vmax]; NaN shown black."""
-    from matplotlib import colormaps
-    table = (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
+    table = _colour_table(name)
     values = np.asarray(values, dtype=np.float64)
     index = np.clip(np.nan_to_num(values / vmax, nan=0.0) * 255, 0, 255).astype(np.uint8)
     rgb = table[index]
@@ -253,10 +258,14 @@ def colormap(values, vmax, name):
     return rgb
 
 
-def _panel(rgb):
+def _panel(image):
+    """An image or a float map at the panel's size (area averages: a NaN blackens its panel pixel)."""
     import cv2
     height, width = _SHEET_PANEL
-    return cv2.resize(np.ascontiguousarray(rgb), (width, height), interpolation=cv2.INTER_AREA)
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = image.astype(np.float32)
+    return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_AREA)
 
 
 def printable(text):
@@ -308,13 +317,14 @@ def contact_sheet(rows, title, vmax_m=None):
     for r, (name, rgb, gt, raw, fit) in enumerate(rows):
         y = top + r * (height + label + gap)
         _text(canvas, name, gap, y + label - 5, 0.4)
-        panels = [np.asarray(rgb, dtype=np.uint8)] + [colormap(d, vmax, "viridis") for d in (gt, raw, fit)] + \
-                 [colormap(errors[r], emax, "magma")]
+        # the maps are shrunk to the panel's size before they are coloured: a quarter of the pixels to colour
+        panels = [_panel(np.asarray(rgb, dtype=np.uint8))] + \
+                 [colormap(_panel(d), vmax, "viridis") for d in (gt, raw, fit)] + [colormap(_panel(errors[r]), emax, "magma")]
         for c, panel in enumerate(panels):
             x = gap + c * (width + gap)
-            canvas[y + label:y + label + height, x:x + width] = _panel(panel)
+            canvas[y + label:y + label + height, x:x + width] = panel
     bar_height = max(60, canvas_height - top - 3 * gap - label)
     bar_x = gap + 5 * (width + gap) + 8
     colour_bar(canvas, bar_x, top + label + gap, bar_height, vmax, "viridis", "depth m")
     colour_bar(canvas, bar_x + SHEET_BAR + 60, top + label + gap, bar_height, emax, "magma", "error m")
-    return encode_png(canvas, compression=3)
+    return encode_png(canvas, compression=3, strategy="rle")

@@ -96,16 +96,21 @@ class _DepthFinisher:
         if self.options.log:  # the inverse of L, in float32 as the original
             out = np.exp((out - LOG_DEPTH_SHIFT) / LOG_DEPTH_SCALE)
         zoomed = images.zoom_cubic(self.convention.to_tenth_m(out), GT_HEIGHT, GT_WIDTH)
-        files = {}
-        # image by image: the metrics' float64 temporaries are one image's, not a batch's (tens of MiB)
-        rows = [self._finish(pair, batch, i, zoomed[i:i + 1], files) for i, pair in enumerate(batch.pairs)]
+        # image by image in the pool: the metrics' float64 temporaries are one image's, not a batch's (tens of
+        # MiB), and the last batch, which no forward overlaps, is finished on every core
+        finished = list(self.pool.map(lambda i: self._finish(batch.pairs[i], batch, i, zoomed[i:i + 1]),
+                                      range(len(batch.pairs))))
+        for _, _, sheet_row in finished:
+            if sheet_row is not None:
+                self.sheet_rows.append(sheet_row)
         if self.options.write_images:
-            write_many(self.pool, files)
+            write_many(self.pool, {path: data for _, files, _ in finished for path, data in files.items()})
         self.offset += len(batch.pairs)
-        return rows
+        return [row for row, _, _ in finished]
 
-    def _finish(self, pair, batch, i, zoomed, files):
-        """One image's metrics row; its images go into `files`, its contact sheet row into sheet_rows."""
+    def _finish(self, pair, batch, i, zoomed):
+        """One image's metrics row, its images {path: bytes or callable}, and its contact sheet row (or None)."""
+        files = {}
         gt = batch.gt[i:i + 1]
         output_m, gt_m = zoomed * DEPTH_UNIT_M, gt * DEPTH_UNIT_M
         fitted = metrics.mvn_fit(zoomed[0], gt[0])[None]
@@ -123,10 +128,11 @@ class _DepthFinisher:
                 files[folder.file(names["input"])] = batch.input_png[i]
                 files[folder.file(names["gt"])] = batch.gt_png[i]
                 files[folder.file(names["depth"])] = _depth_png(depth, self.options)
+        sheet_row = None
         if self.offset + i in self.sheet_indices:
             rgb = self.convention.to_rgb_uint8(batch.inputs[i])
-            self.sheet_rows.append((pair.stem, rgb, gt_m[0], output_m[0], fitted_m[0]))
-        return [pair.stem] + [float(values[m][0]) for m in metric_names("test_depth")]
+            sheet_row = (pair.stem, rgb, gt_m[0], output_m[0], fitted_m[0])
+        return [pair.stem] + [float(values[m][0]) for m in metric_names("test_depth")], files, sheet_row
 
 
 def _depth_png(depth_tenth, options):
