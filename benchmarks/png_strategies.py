@@ -7,7 +7,8 @@ Pictures of the kinds test_depth writes for every image, from the real photograp
 - GT: V(d) of the Middlebury motorcycle's depth (tools/make_examples.py's conversion), 420x320 windows;
 - output: the same depth as a net gives it (reduced to the refining net's 74x54, then zoomed back with the
   evaluator's cubic zoom), V(d), 420x320.
-Each picture is encoded with OpenCV at the same zlib level and every strategy; the decoded pixels must equal
+Each picture is encoded as images.encode_png does (OpenCV, the same zlib level, every strategy; all but zlib's
+default with Paeth-filtered rows where OpenCV allows it, as the evaluator writes); the decoded pixels must equal
 the picture (the script stops otherwise). Prints, per kind and strategy, milliseconds of one core per picture
 (best of --repeat) and the mean file size, each against zlib's default strategy (the original's).
 """

@@ -23,7 +23,7 @@ GT_HEIGHT, GT_WIDTH = 320, 420        # section 4: GT resized to (320, 420); out
 RESIZE_ORDER = 1                      # section 4: skimage resize, bilinear, mode 'constant', no anti-aliasing
 ZOOM_ORDER = 3                        # section 4: scipy.ndimage.zoom, cubic spline
 PNG_COMPRESSION = 8                   # section 4: images written with PNG compression 8
-# zlib's strategy for those PNGs: not the original's (zlib's default), which gives the same pixels 5-11x slower
+# zlib's strategy for those PNGs: not the original's (zlib's default), which gives the same pixels 8-23x slower
 # at level 8 in files of the same size (README, "Known deviations")
 PNG_STRATEGY = "rle"
 PNG_STRATEGIES = ("default", "filtered", "huffman", "rle", "fixed")   # zlib's Z_DEFAULT_STRATEGY ... Z_FIXED

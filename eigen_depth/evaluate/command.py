@@ -39,7 +39,7 @@ def add_arguments(parser, tool):
                              "any level)")
     parser.add_argument("--png-strategy", choices=PNG_STRATEGIES, default=PNG_STRATEGY,
                         help="zlib strategy of the written PNGs (default rle: the same pixels as the original's "
-                             "'default' strategy, 5-11x faster to write, in files of the same size)")
+                             "'default' strategy, 8-23x faster to write, in files of the same size)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     if tool == "test_depth":
         parser.add_argument("--no-images", dest="write_images", action="store_false",
