@@ -54,7 +54,10 @@ class GroundTruth:
 
     def _term(self, name, make):
         if name not in self._terms:
-            self._terms[name] = make()
+            term = make()
+            for array in term if isinstance(term, tuple) else (term,):
+                array.flags.writeable = False  # shared by every call: none may change it in place
+            self._terms[name] = term
         return self._terms[name]
 
     # the ten metrics' terms: g' = max(g, m), ln g', ln max(g' / 10, m) + ln 10, g normalised
@@ -107,33 +110,30 @@ def thesis_metrics(output_m, gt_m):
     """
     o, truth = _work(output_m, gt_m)
     n = o.shape[1]
-    floor = o.dtype.type(METRIC_FLOOR)
     g_floor = truth.floored
-    result = {}
-    diff = o - truth.g
-    result["RMSE"] = np.sqrt(_mean(np.square(diff, out=diff)))
-    clamped_diff = np.subtract(o, g_floor, out=diff)
-    relative = np.abs(clamped_diff) / g_floor
-    result["AbsRelDiff"] = _mean(relative)
-    result["SqrRelDiff"] = _mean(np.multiply(clamped_diff, clamped_diff, out=relative).__itruediv__(g_floor))
+    # two maps of scratch, reused from term to term
+    work, scratch = o - truth.g, np.empty_like(o)
+    result = {"RMSE": np.sqrt(_mean(np.square(work, out=work)))}
+    np.subtract(o, g_floor, out=work)                                          # o - g'
+    result["AbsRelDiff"] = _mean(np.divide(np.abs(work, out=scratch), g_floor, out=scratch))
+    result["SqrRelDiff"] = _mean(np.divide(np.square(work, out=scratch), g_floor, out=scratch))
     # One logarithm per map: ln max(x, m) serves Log10, and since ln is monotonic,
     # ln max(x / 10, m) = max(ln max(x, m), ln 10m) - ln 10 serves D (the ln 10 cancels in the difference).
-    o_floor = np.maximum(o, floor)
+    o_floor = np.maximum(o, o.dtype.type(METRIC_FLOOR))
     ln_o = np.log(o_floor)
-    log_diff = np.subtract(ln_o, truth.log_floored, out=diff)
-    result["Log10"] = _mean(np.abs(log_diff, out=relative)) / _LN10
+    np.subtract(ln_o, truth.log_floored, out=work)
+    result["Log10"] = _mean(np.abs(work, out=scratch)) / _LN10
     log_diff = np.maximum(ln_o, _log_tenth_floor(o.dtype), out=ln_o)
     log_diff -= truth.log_tenth
     log_diff *= o.dtype.type(10.0 * LOG_DEPTH_SCALE)
-    mean_square_log = _mean(np.square(log_diff, out=relative))
+    mean_square_log = _mean(np.square(log_diff, out=scratch))
     result["RMSELog"] = np.sqrt(mean_square_log)
     total = np.sum(log_diff, axis=1, dtype=np.float64)
     result["SIMSE"] = mean_square_log - total * total / float(n * n)
     result["MVN"] = _mvn_distance(_normalised(o), truth.normalised)
     # The ratios in the inputs' own precision (float32 in the evaluator), as the original computed them.
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.maximum(np.divide(o_floor, g_floor, out=log_diff), np.divide(g_floor, o_floor, out=relative),
-                           out=o_floor)
+        ratio = np.maximum(np.divide(o_floor, g_floor, out=work), np.divide(g_floor, o_floor, out=scratch), out=work)
     for name, threshold in zip(THESIS_METRICS[7:], THRESHOLDS):
         result[name] = np.count_nonzero(ratio < threshold, axis=1) / float(n)
     return {name: result[name] for name in THESIS_METRICS}
