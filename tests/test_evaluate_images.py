@@ -128,3 +128,20 @@ def test_png_encoding_round_trips_gray_rgb_rgba_and_16_bit(tmp_path):
 def test_depth_png16_is_rounded_millimetres():
     np.testing.assert_array_equal(images.depth_png16_mm(np.array([0.0012, 1.2344, 70.0, np.nan])),
                                   np.array([1, 1234, 65535, 0], dtype=np.uint16))
+
+
+def test_an_8_bit_gt_is_its_pixels_over_255_and_a_coloured_one_its_green_channel(tmp_path):
+    """The png8 GT at 420x320 (no resize): a gray PNG's value / 255 in float32; a colour PNG's middle (green)
+    channel, with or without alpha; gray with alpha its gray."""
+    from eigen_depth.evaluate.source import read_gt_tenth
+    gray = RNG.integers(0, 256, (320, 420), dtype=np.uint8)
+    green = RNG.integers(0, 256, (320, 420), dtype=np.uint8)
+    other = RNG.integers(0, 256, (320, 420), dtype=np.uint8)
+    alpha = RNG.integers(0, 256, (320, 420), dtype=np.uint8)
+    files = {"gray.png": (gray, gray), "rgb.png": (np.dstack([other, green, gray]), green),
+             "rgba.png": (np.dstack([gray, green, other, alpha]), green), "gray_alpha.png": (np.dstack([gray, alpha]), gray)}
+    for name, (pixels, expected) in files.items():
+        skimage.io.imsave(str(tmp_path / name), pixels, check_contrast=False)
+        got = read_gt_tenth(str(tmp_path / name), "png8")
+        assert got.dtype == np.float32 and got.shape == (320, 420), name
+        np.testing.assert_array_equal(got, (expected / 255.0).astype(np.float32), err_msg=name)

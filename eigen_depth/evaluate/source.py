@@ -39,7 +39,9 @@ def read_gt_tenth(path, gt_format, notes=None):
                 notes.append(f"{path} is {raw.dtype}: --gt-format png8 reads it as value / "
                              f"{np.iinfo(raw.dtype).max if raw.dtype.kind in 'iu' else 1} as the original did; "
                              f"use --gt-format png16mm for millimetres")
-            tenth = images.to_rgb(images.as_float(raw))[:, :, 1]
+            tenth = images.as_float(raw)
+            if tenth.ndim == 3:
+                tenth = images.to_rgb(tenth)[:, :, 1]
     return images.resize_bilinear(tenth, GT_HEIGHT, GT_WIDTH)
 
 
