@@ -319,7 +319,8 @@ def contact_sheet(rows, title, vmax_m=None):
         _text(canvas, name, gap, y + label - 5, 0.4)
         # the maps are shrunk to the panel's size before they are coloured: a quarter of the pixels to colour
         panels = [_panel(np.asarray(rgb, dtype=np.uint8))] + \
-                 [colormap(_panel(d), vmax, "viridis") for d in (gt, raw, fit)] + [colormap(_panel(errors[r]), emax, "magma")]
+                 [colormap(_panel(d), vmax, "viridis") for d in (gt, raw, fit)] + \
+                 [colormap(_panel(errors[r]), emax, "magma")]
         for c, panel in enumerate(panels):
             x = gap + c * (width + gap)
             canvas[y + label:y + label + height, x:x + width] = panel

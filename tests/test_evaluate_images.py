@@ -139,7 +139,8 @@ def test_an_8_bit_gt_is_its_pixels_over_255_and_a_coloured_one_its_green_channel
     other = RNG.integers(0, 256, (320, 420), dtype=np.uint8)
     alpha = RNG.integers(0, 256, (320, 420), dtype=np.uint8)
     files = {"gray.png": (gray, gray), "rgb.png": (np.dstack([other, green, gray]), green),
-             "rgba.png": (np.dstack([gray, green, other, alpha]), green), "gray_alpha.png": (np.dstack([gray, alpha]), gray)}
+             "rgba.png": (np.dstack([gray, green, other, alpha]), green),
+             "gray_alpha.png": (np.dstack([gray, alpha]), gray)}
     for name, (pixels, expected) in files.items():
         skimage.io.imsave(str(tmp_path / name), pixels, check_contrast=False)
         got = read_gt_tenth(str(tmp_path / name), "png8")
