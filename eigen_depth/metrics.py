@@ -32,9 +32,7 @@ def _work(output, gt):
     o = _flat(output)
     truth = gt if isinstance(gt, GroundTruth) else GroundTruth(gt)
     dtype = np.result_type(o.dtype, truth.g.dtype, np.float32)
-    if truth.g.dtype != dtype:
-        truth = GroundTruth(truth.g.astype(dtype))
-    return o.astype(dtype, copy=False), truth
+    return o.astype(dtype, copy=False), truth.in_type(dtype)
 
 
 def _mean(values):
@@ -52,11 +50,18 @@ class GroundTruth:
         self.g = g.astype(np.result_type(g.dtype, np.float32), copy=False)
         self._terms = {}
 
+    def in_type(self, dtype):
+        """This GT in `dtype` (itself when it is already), kept: its terms are shared there too."""
+        if self.g.dtype == dtype:
+            return self
+        return self._term(("in_type", np.dtype(dtype)), lambda: GroundTruth(self.g.astype(dtype)))
+
     def _term(self, name, make):
         if name not in self._terms:
             term = make()
             for array in term if isinstance(term, tuple) else (term,):
-                array.flags.writeable = False  # shared by every call: none may change it in place
+                if isinstance(array, np.ndarray):
+                    array.flags.writeable = False  # shared by every call: none may change it in place
             self._terms[name] = term
         return self._terms[name]
 
@@ -198,7 +203,7 @@ def standard_metrics(output_m, gt_m, min_depth=STANDARD_MIN_DEPTH_M, max_depth=S
     mean_log, mean_square_log = mean(log_error), mean(log_error * log_error)
     square = diff * diff
     result = {
-        "abs_rel": mean(np.divide(np.abs(diff, out=diff), g, out=diff)),
+        "abs_rel": mean(np.abs(diff) / g),
         "sq_rel": mean(square / g),
         "rmse": np.sqrt(mean(square)),
         "rmse_log": np.sqrt(mean_square_log),

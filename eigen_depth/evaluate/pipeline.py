@@ -98,8 +98,7 @@ class _DepthFinisher:
         zoomed = images.zoom_cubic(self.convention.to_tenth_m(out), GT_HEIGHT, GT_WIDTH)
         # image by image in the pool: the metrics' float64 temporaries are one image's, not a batch's (tens of
         # MiB), and the last batch, which no forward overlaps, is finished on every core
-        finished = list(self.pool.map(lambda i: self._finish(batch.pairs[i], batch, i, zoomed[i:i + 1]),
-                                      range(len(batch.pairs))))
+        finished = list(self.pool.map(lambda i: self._finish(batch, i, zoomed[i:i + 1]), range(len(batch.pairs))))
         for _, _, sheet_row in finished:
             if sheet_row is not None:
                 self.sheet_rows.append(sheet_row)
@@ -108,9 +107,9 @@ class _DepthFinisher:
         self.offset += len(batch.pairs)
         return [row for row, _, _ in finished]
 
-    def _finish(self, pair, batch, i, zoomed):
-        """One image's metrics row, its images {path: bytes or callable}, and its contact sheet row (or None)."""
-        files = {}
+    def _finish(self, batch, i, zoomed):
+        """Image i's metrics row, its images {path: bytes or callable}, and its contact sheet row (or None)."""
+        pair, files = batch.pairs[i], {}
         gt = batch.gt[i:i + 1]
         output_m, gt_m = zoomed * DEPTH_UNIT_M, gt * DEPTH_UNIT_M
         fitted = metrics.mvn_fit(zoomed[0], gt[0])[None]
