@@ -40,34 +40,47 @@ def is_lmdb(path):
 
 
 class _SharedEnvironment:
-    """One read-only lmdb.Environment per database file (py-lmdb refuses to open one twice in a process);
-    closed when the last reader lets go of it."""
+    """One read-only lmdb.Environment per database file (py-lmdb refuses to open one twice in a process),
+    counted by its readers and closed by the last one to let go. Its entry leaves the registry and the
+    environment closes in one step under the registry's lock, so no thread finds the entry gone while the
+    environment is still open (py-lmdb would refuse to open it again)."""
 
-    def __init__(self, env):
-        self.env = env
-        weakref.finalize(self, env.close)
-
-
-_ENVIRONMENTS = weakref.WeakValueDictionary()
-_ENVIRONMENTS_LOCK = threading.Lock()
+    def __init__(self, key, env):
+        self.key, self.env, self.users = key, env, 0
 
 
-def _open_environment(path):
+_ENVIRONMENTS = {}
+_ENVIRONMENTS_LOCK = threading.RLock()  # re-entrant: a collected reader may release inside an acquire
+
+
+def _acquire_environment(path):
     import lmdb
     subdir = os.path.isdir(path)
     data_file = os.path.join(path, "data.mdb") if subdir else path
     stat = os.stat(data_file)
     key = (os.path.realpath(data_file), stat.st_ino, stat.st_dev)  # a rebuilt database is a new file
     with _ENVIRONMENTS_LOCK:
-        shared = _ENVIRONMENTS.get(key)
-        if shared is None:
-            try:
-                env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, subdir=subdir,
-                                max_readers=1024)
-            except lmdb.Error as error:
-                raise DatasetError(f"{path}: cannot open the LMDB ({error})") from None
-            shared = _ENVIRONMENTS[key] = _SharedEnvironment(env)
-        return shared
+        while True:
+            shared = _ENVIRONMENTS.get(key)
+            if shared is None:
+                try:
+                    env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, subdir=subdir,
+                                    max_readers=1024)
+                except lmdb.Error as error:
+                    raise DatasetError(f"{path}: cannot open the LMDB ({error})") from None
+                shared = _ENVIRONMENTS[key] = _SharedEnvironment(key, env)
+            shared.users += 1
+            if _ENVIRONMENTS.get(key) is shared:  # not released by a reader collected in between
+                return shared
+
+
+def _release_environment(shared):
+    with _ENVIRONMENTS_LOCK:
+        shared.users -= 1
+        if shared.users == 0:
+            if _ENVIRONMENTS.get(shared.key) is shared:
+                del _ENVIRONMENTS[shared.key]
+            shared.env.close()
 
 
 class LmdbReader:
@@ -81,7 +94,8 @@ class LmdbReader:
         if not is_lmdb(self.path):
             raise DatasetError(f"{self.path}: not an LMDB (no data.mdb inside); write one with make_lmdb.py "
                                f"or convert_imageset.py")
-        self._shared = _open_environment(self.path)
+        self._shared = _acquire_environment(self.path)
+        self._release = weakref.finalize(self, _release_environment, self._shared)
         self.env = self._shared.env
         with self.env.begin() as txn:
             self.keys = list(txn.cursor().iternext(keys=True, values=False))
@@ -113,6 +127,7 @@ class LmdbReader:
     def close(self):
         """Lets go of the database (it closes when no reader holds it)."""
         self._local = threading.local()
+        self._release()
         self._shared = self.env = None
 
 
