@@ -217,3 +217,26 @@ def test_sixteen_bit_millimetre_depth_becomes_the_8_bit_unit(tmp_path):
     reader = LmdbReader(tmp_path / "out" / "train_depth_2x2")
     assert reader.datum(0)[0].ravel().tolist() == [51, 127, 0, 255]  # 2 m, 5 m, missing, over 10 m
     reader.close()
+
+
+def test_readers_of_one_database_share_it_until_the_last_lets_go_even_across_threads(images):
+    # py-lmdb opens a database once per process: the readers share it, a closed reader leaves the others
+    # working, and a reader dropped in another thread leaves it open, or closed, never half of each (a new
+    # reader then opens it again)
+    import gc
+    import threading
+    convert_imageset(images, images / "list.txt", images / "db", progress=False)
+    expected = [value for _, value in records(images / "db")]     # read by lmdb itself, before any reader
+    first, second = LmdbReader(images / "db"), LmdbReader(images / "db")
+    first.close()
+    assert second.value(1) == expected[1]
+    second.close()
+    for _ in range(200):
+        held = [LmdbReader(images / "db")]
+        dropper = threading.Thread(target=held.clear)
+        dropper.start()
+        reader = LmdbReader(images / "db")
+        dropper.join()
+        assert reader.value(0) == expected[0]
+        reader.close()
+        gc.collect()
