@@ -4,6 +4,7 @@ the folder, so a crash or power cut at any moment leaves under the final name ei
 complete new one, never an empty or truncated file."""
 import contextlib
 import os
+import stat
 import tempfile
 
 from .errors import OutputError
@@ -28,8 +29,10 @@ def make_folder(path):
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
     """Yields a file object for a temporary file beside `path`; renames it over `path` on success and
-    removes it on any error, so `path` holds either its old content or the complete new one."""
-    path = os.fspath(path)
+    removes it on any error, so `path` holds either its old content or the complete new one. The new file keeps
+    the old one's permissions (a new one gets the process's umask, as open() gives), and a link is written
+    through: its target is replaced, the link stays."""
+    path = os.path.realpath(os.fspath(path)) if os.path.islink(path) else os.fspath(path)
     if os.path.isdir(path):
         raise OutputError(f"{path}: is a folder: give the name of the file to write")
     folder = os.path.dirname(os.path.abspath(path))
@@ -44,13 +47,43 @@ def atomic_write(path, mode="wb"):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, _mode_for(path))
         os.replace(temporary, path)
         sync_folder(folder)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def _mode_for(path):
+    """The permission bits a rewritten `path` keeps: its own where it exists, else what open() would give."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask():
+    """The process's umask: from /proc where Linux shows it (setting it to read it is not thread-safe), else
+    the one it had when this module was imported."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _IMPORT_UMASK
+
+
+def _import_umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_IMPORT_UMASK = _import_umask()
 
 
 def write_durable(path, data):

@@ -1,5 +1,6 @@
 """The `eigen-depth info` and `eigen-depth upgrade` commands, their one-line errors, and atomic writes."""
 import os
+import stat
 import subprocess
 import sys
 
@@ -248,3 +249,31 @@ def test_atomic_write_syncs_the_data_before_the_rename_and_the_folder_after(tmp_
     assert events[0][1].startswith(".model.caffemodel.") and events[0][2] == 5000
     assert events[1] == ("replace", "model.caffemodel", 5000)
     assert events[2][1] == tmp_path.name
+
+
+def test_atomic_write_keeps_a_files_permissions_and_gives_a_new_one_the_umasks(tmp_path):
+    private = tmp_path / "private.prototxt"
+    private.write_text("old")
+    os.chmod(private, 0o600)
+    with atomic_write(private, "w") as handle:
+        handle.write("new")
+    assert private.read_text() == "new" and stat.S_IMODE(os.stat(private).st_mode) == 0o600
+    mask = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "new.txt", "w") as handle:
+            handle.write("x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.txt").st_mode) == 0o640
+
+
+def test_atomic_write_through_a_link_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "net.prototxt"
+    target.write_text("old")
+    link = tmp_path / "current.prototxt"
+    link.symlink_to(os.path.join("models", "net.prototxt"))
+    with atomic_write(link, "w") as handle:
+        handle.write("new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert sorted(os.listdir(tmp_path / "models")) == ["net.prototxt"]
