@@ -1,5 +1,7 @@
 """Caffe-compatible LMDBs: convert_imageset's keys and Datum bytes, byte for byte on small examples, and the
 thesis's three paired databases from make_lmdb."""
+import os
+
 import lmdb
 import numpy as np
 import pytest
@@ -240,3 +242,71 @@ def test_readers_of_one_database_share_it_until_the_last_lets_go_even_across_thr
         assert reader.value(0) == expected[0]
         reader.close()
         gc.collect()
+
+
+def interrupt_nth_replace(monkeypatch, n):
+    """os.replace in lmdb_io raises KeyboardInterrupt (a Ctrl-C at that moment) on its n-th call."""
+    import os
+
+    from eigen_depth.data import lmdb_io
+    calls = []
+
+    def replace(source, target):
+        calls.append((source, target))
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        os.replace(source, target)
+    monkeypatch.setattr(lmdb_io.os, "replace", replace)
+    return calls
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_overwriting_a_database_interrupted_at_any_move_keeps_the_old_one(images, monkeypatch, n):
+    convert_imageset(images, images / "list.txt", images / "db", progress=False)
+    old = records(images / "db")
+    (images / "one.txt").write_text("b.png 7\n")
+    calls = interrupt_nth_replace(monkeypatch, n)
+    with pytest.raises(KeyboardInterrupt):
+        convert_imageset(images, images / "one.txt", images / "db", overwrite=True, progress=False)
+    monkeypatch.undo()
+    assert len(calls) >= n and records(images / "db") == old
+    assert sorted(p.name for p in images.iterdir() if p.name.startswith(".")) == []
+    convert_imageset(images, images / "one.txt", images / "db", overwrite=True, progress=False)
+    assert [key for key, _ in records(images / "db")] == [b"00000000_b.png"]
+    assert sorted(p.name for p in images.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_rebuilding_paired_databases_interrupted_at_any_move_leaves_all_old_ones(tmp_path, monkeypatch, n):
+    # three databases, two moves each (the old one aside, the new one in): wherever Ctrl-C falls, every
+    # database still holds the old build, so none is paired with another build's records
+    make_pairs(tmp_path / "pairs" / "train", count=4)
+    out = tmp_path / "out"
+    names = ("train_color_298x218", "train_depth_37x27", "train_depth_74x54")
+    make_lmdb(tmp_path / "pairs", out, seed=1, workers=1, progress=False, log=lambda *a: None)
+    old = [records(out / name) for name in names]
+    interrupt_nth_replace(monkeypatch, n)
+    with pytest.raises(KeyboardInterrupt):
+        make_lmdb(tmp_path / "pairs", out, seed=2, overwrite=True, workers=1, progress=False, log=lambda *a: None)
+    monkeypatch.undo()
+    assert [records(out / name) for name in names] == old
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ("train_pairs.txt",))
+    make_lmdb(tmp_path / "pairs", out, seed=2, overwrite=True, workers=1, progress=False, log=lambda *a: None)
+    new = [records(out / name) for name in names]
+    assert new[0] != old[0] and [k[:14] for k, _ in new[0]] == [k[:14] for k, _ in new[2]]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ("train_pairs.txt",))
+
+
+def test_make_lmdb_keeps_a_mean_file_it_would_replace_unless_told_to_overwrite(tmp_path):
+    from eigen_depth.errors import OutputError
+    make_pairs(tmp_path / "train", count=2)
+    mean = tmp_path / "out" / "train_color_298x218_mean.binaryproto"
+    mean.parent.mkdir()
+    mean.write_bytes(b"a mean of other images")
+    with pytest.raises(OutputError, match="train_color_298x218_mean.binaryproto: exists already"):
+        make_lmdb(tmp_path / "train", tmp_path / "out", mean_file=True, workers=1, progress=False,
+                  log=lambda *a: None)
+    assert mean.read_bytes() == b"a mean of other images" and sorted(os.listdir(tmp_path / "out")) == [mean.name]
+    make_lmdb(tmp_path / "train", tmp_path / "out", mean_file=True, overwrite=True, workers=1, progress=False,
+              log=lambda *a: None)
+    assert blob_to_array(read_binaryproto(mean)).shape == (1, 3, 218, 298)

@@ -10,13 +10,15 @@ needed, else the image re-encoded in the file's format, and encoded: true. Recor
 1000 images. This module writes the same keys and the same bytes (tests check them byte for byte).
 
 Differences: Caffe's --shuffle uses its own generator, so the order differs (here it is seeded); the
-database is written under a temporary name and renamed when complete, so an interrupted run leaves no
-half database; an existing database is an error (Caffe's db::NEW fails too) unless --overwrite, which
-replaces only an LMDB (a folder of data.mdb and lock.mdb), never another file or folder.
+database is written under a temporary name and renamed when complete (a database it replaces is moved aside
+until then, and back on an error), so an interrupted run leaves no half database and loses no old one; an
+existing database is an error (Caffe's db::NEW fails too) unless --overwrite, which replaces only an LMDB (a
+folder of data.mdb and lock.mdb), never another file or folder.
 """
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import weakref
 
@@ -220,22 +222,25 @@ class LmdbWriter:
             self._txn.commit()
             self._txn = self.env.begin(write=True)
 
+    def finish(self):
+        """Commits the rest to the partial database and closes it; nothing at `path` changes yet."""
+        if self.env is not None:
+            self._txn.commit()
+            self.env.sync(True)
+            self.env.close()
+            self.env = None
+
     def close(self):
-        """Commits the rest and moves the database into place."""
-        self._txn.commit()
-        self.env.sync(True)
-        self.env.close()
-        if os.path.isdir(self.path):
-            shutil.rmtree(self.path)
-        elif os.path.exists(self.path):
-            os.unlink(self.path)
-        os.replace(self.partial, self.path)
+        """Commits the rest and moves the database into place (install_together)."""
+        install_together([self])
 
     def abort(self):
         """Drops the partial database."""
         try:
-            self._txn.abort()
-            self.env.close()
+            if self.env is not None:
+                self._txn.abort()
+                self.env.close()
+                self.env = None
         finally:
             shutil.rmtree(self.partial, ignore_errors=True)
 
@@ -247,6 +252,47 @@ class LmdbWriter:
             self.close()
         else:
             self.abort()
+
+
+def install_together(writers):
+    """Finishes the writers' databases and moves them into place as one step: each database being replaced is
+    first moved aside (never deleted before its successor is in), and an error or an interrupt before the last
+    is in moves every one back, so paired databases are either all old or all new, and none goes missing."""
+    asides = []
+    try:
+        for writer in writers:
+            writer.finish()
+        try:
+            for writer in writers:
+                asides.append(None)
+                if os.path.lexists(writer.path):
+                    asides[-1] = tempfile.mkdtemp(prefix=f".{os.path.basename(writer.path)}.", suffix=".old",
+                                                  dir=os.path.dirname(writer.path))
+                    os.replace(writer.path, asides[-1])
+                os.replace(writer.partial, writer.path)
+        except BaseException:
+            _move_back(writers, asides)
+            raise
+    finally:
+        for writer in writers:
+            shutil.rmtree(writer.partial, ignore_errors=True)
+    for aside in asides:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+def _move_back(writers, asides):
+    """Undoes install_together's moves, last first, reading each writer's state from the disk (an interrupt may
+    fall between a move and the next line): the new database goes back to its partial name, the old one from
+    aside to its path."""
+    for writer, aside in reversed(list(zip(writers, asides))):
+        if not os.path.exists(writer.partial) and os.path.isdir(writer.path):
+            os.replace(writer.path, writer.partial)
+        if aside is not None:
+            if not os.path.exists(writer.path):
+                os.replace(aside, writer.path)
+            elif os.path.isdir(aside) and not os.listdir(aside):
+                os.rmdir(aside)
 
 
 def read_list_file(path):

@@ -23,7 +23,7 @@ from ..errors import DatasetError, OutputError
 from . import pairs as pairs_io
 from .constants import COLOR_SIZE, DEPTH_SIZES
 from .jobs import run_jobs
-from .lmdb_io import LmdbWriter, compute_mean
+from .lmdb_io import LmdbWriter, compute_mean, install_together
 
 SPLITS = ("train", "test")
 
@@ -91,6 +91,19 @@ def _refuse_foreign_pair_lists(out, splits):
                               f"would replace it; move it away, choose another output folder, or pass --overwrite")
 
 
+def _refuse_mean_files(out, splits, color_size, depth_sizes):
+    """Before anything is written: OutputError for a mean file of a split whose databases are to be built (a
+    mean beside databases that all exist is theirs, and stays: those are skipped)."""
+    for split_prefix, _ in splits:
+        names = database_names(split_prefix, color_size, depth_sizes)
+        if all(os.path.exists(os.path.join(out, name)) for name in names):
+            continue
+        path = os.path.join(out, f"{names[0]}_mean.binaryproto")
+        if os.path.lexists(path):
+            raise OutputError(f"{path}: exists already, and building the {split_prefix} databases would replace "
+                              f"it; move it away, choose another output folder, or pass --overwrite")
+
+
 def make_lmdb(pairs_dir, out, prefix=None, color_size=COLOR_SIZE, depth_sizes=DEPTH_SIZES, seed=0, shuffle=True,
               interpolation="linear", workers=None, overwrite=False, mean_file=False, progress=True, log=print):
     """Writes the paired databases (see the module docstring); returns {database path: record count}."""
@@ -99,6 +112,8 @@ def make_lmdb(pairs_dir, out, prefix=None, color_size=COLOR_SIZE, depth_sizes=DE
     splits = split_folders(pairs_dir, prefix)
     if not overwrite:
         _refuse_foreign_pair_lists(out, splits)
+        if mean_file:
+            _refuse_mean_files(out, splits, color_size, depth_sizes)
     for split_prefix, folder in splits:
         names = database_names(split_prefix, color_size, depth_sizes)
         paths = [os.path.join(out, name) for name in names]
@@ -129,8 +144,7 @@ def make_lmdb(pairs_dir, out, prefix=None, color_size=COLOR_SIZE, depth_sizes=DE
             for writer in writers:
                 writer.abort()
             raise
-        for writer in writers:
-            writer.close()
+        install_together(writers)  # all new or, after an error or an interrupt, all as they were
         from ..atomic import atomic_write
         with atomic_write(os.path.join(out, f"{split_prefix}_pairs.txt"), "w") as handle:
             handle.writelines(f"{index:08d} {pair.stem}\n" for index, pair in enumerate(pairs))
