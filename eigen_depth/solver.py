@@ -73,6 +73,18 @@ def resolve(path, folder):
     return os.path.join(folder, path)
 
 
+def snapshot_after(prefix, iteration=-1, kinds=("caffemodel", "solverstate")):
+    """The first `<prefix>_iter_N.<kind>` with N > iteration (by default any), or None."""
+    folder, stem = os.path.split(prefix)
+    folder = folder or "."
+    if not os.path.isdir(folder):
+        return None
+    pattern = re.compile(re.escape(stem) + r"_iter_(\d+)\.(" + "|".join(kinds) + r")$")
+    found = sorted((int(match.group(1)), name) for name in os.listdir(folder)
+                   for match in [pattern.match(name)] if match and int(match.group(1)) > iteration)
+    return os.path.join(folder, found[0][1]) if found else None
+
+
 class Solver:
     """A Caffe solver: `Solver(solver_prototxt_or_param, device=..., feeder=..., deploy=...)`.
 
@@ -368,22 +380,20 @@ class Solver:
 
     # Snapshots -------------------------------------------------------------------------------
     def _earlier_snapshot(self):
-        """The first existing snapshot under this run's prefix (`<prefix>_iter_N.caffemodel` or
-        `.solverstate`), which a fresh run (iteration 0) would overwrite or mix with its own; None when there
-        is none, the run writes no snapshots, or it was resumed (it continues the run that wrote them)."""
+        """The first snapshot under this run's prefix that it would overwrite or mix with its own: for a fresh
+        run (iteration 0) any; for a resumed one a complete snapshot (its .solverstate) after the iteration it
+        resumes from, of a run that went further (a later .caffemodel alone is what a run stopped while
+        writing that snapshot left, which resuming writes again); None when there is none or the run writes no
+        snapshots."""
         p = self.param
-        if self.iter > 0 or not (p.snapshot or p.snapshot_after_train):
+        if not (p.snapshot or p.snapshot_after_train):
             return None
-        folder, stem = os.path.split(self.snapshot_prefix())
-        folder = folder or "."
-        if not os.path.isdir(folder):
-            return None
-        pattern = re.compile(re.escape(stem) + r"_iter_\d+\.(caffemodel|solverstate)$")
-        names = sorted(name for name in os.listdir(folder) if pattern.match(name))
-        return os.path.join(folder, names[0]) if names else None
+        if self.iter > 0:
+            return snapshot_after(self.snapshot_prefix(), self.iter, ("solverstate",))
+        return snapshot_after(self.snapshot_prefix())
 
     def _refuse_earlier_snapshots(self):
-        """OutputError before the first iteration when a fresh run would overwrite another run's snapshot
+        """OutputError before the first iteration when this run would overwrite another run's snapshot
         (rank 0 looks: it is the one that writes; every rank stops)."""
         rank = self.distributed[0] if self.distributed else 0
         found = self._earlier_snapshot() if rank == 0 else None
@@ -393,6 +403,9 @@ class Solver:
             dist.all_reduce(flag)
             if flag.item() and not found:
                 raise OutputError(f"{self.snapshot_prefix()}_iter_*: rank 0 found an earlier run's snapshots there")
+        if found and self.iter > 0:
+            raise OutputError(f"{found}: a later snapshot than iteration {self.iter}, which this run resumes from, "
+                              f"so it would be overwritten; resume from the last one, or move the later ones away")
         if found:
             raise OutputError(f"{found}: a snapshot of an earlier run under this run's snapshot prefix, which a "
                               f"fresh run would overwrite or mix with its own; move that run's snapshots away, "

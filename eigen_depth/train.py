@@ -515,6 +515,7 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
         raise EigenDepthError(f"{stage} trains in one stage: give its starting weights with --weights")
     param, deploy = stage_solver(stage, variant, out, iters, batch, solver_file, test_interval, test_iter, snapshot,
                                  recipe)
+    _refuse_earlier_run(param, os.path.join(out, stage))
     if recipe == "cpu" and stage in OUTPUT_STARTS:
         start = start_output_at_target_mean(param.net_param, OUTPUT_STARTS[stage],
                                             data_settings(data_root, data, _data_seed(param)))
@@ -607,6 +608,20 @@ def normalise_for_training(param, deploy, stage_dir):
     write_prototxt(deploy_net, folded.training_deploy)
     param.snapshot_prefix = training + os.sep
     return folded
+
+
+def _refuse_earlier_run(param, stage_dir):
+    """OutputError before anything of a stage is written (its solver.prototxt, the training deploy) when its
+    snapshot folders hold an earlier run's snapshots: the Solver refuses them too, but only once it starts."""
+    from .errors import OutputError
+    from .solver import snapshot_after
+    if not (param.snapshot or param.snapshot_after_train):
+        return
+    for prefix in (param.snapshot_prefix, os.path.join(stage_dir, "training", "")):
+        found = snapshot_after(prefix)
+        if found:
+            raise OutputError(f"{found}: a snapshot of an earlier run, which this run would overwrite or mix with "
+                              f"its own; move that run's snapshots away or choose another --out")
 
 
 def _write_effective_solver(param, path):

@@ -283,3 +283,14 @@ def test_fcrn_family_trains_from_resnet50_weights_by_name_from_the_command_line(
         assert 'name: "fcrn_deploy"' in handle.read()
     status = main(["train", "--family", "fcrn", "--variant", "norm", "--out", str(tmp_path / "x")])
     assert status == 2 and "no loss variants" in capsys.readouterr().err
+
+
+def test_a_refused_second_run_of_a_stage_leaves_the_first_runs_files_as_they_were(tmp_path, data_root):
+    stage("gradient", tmp_path, data_root, 0)
+    folder = tmp_path / "gradient"
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+    assert folder / "solver.prototxt" in before and folder / "snaps" / "_iter_0.caffemodel" in before
+    with pytest.raises(EigenDepthError, match="_iter_0.caffemodel: a snapshot of an earlier run"):
+        train_stage("gradient", data_root=data_root, iters=1, batch=1, out=str(tmp_path), device="cpu",
+                    test_interval=0, progress=False, echo=lambda *_: None)
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before

@@ -148,8 +148,8 @@ def test_get_depth_on_the_thesis_layout_keeps_the_prediction_and_the_input_copy_
     assert status == 0 and "00000_colors -> 00000_colors_depth.png" in err
     assert tree(data) == before                                # the input folder is untouched
     folder = tmp_path / "data_abs" / SNAPSHOT
-    assert sorted(os.listdir(folder)) == ["00000_colors.png", "00000_colors_depth.png", "00000_depth.png",
-                                          "00000_depth_depth.png"]
+    assert sorted(os.listdir(folder)) == [".eigen_depth_outputs.json", "00000_colors.png", "00000_colors_depth.png",
+                                          "00000_depth.png", "00000_depth_depth.png"]
     # copies of the inputs are what the net saw (218x298 RGB); predictions are 320x420 gray depth maps
     assert pixels(folder / "00000_colors.png").shape == (218, 298, 3)
     copy = pixels(folder / "00000_depth.png")
@@ -355,6 +355,13 @@ def test_a_fresh_training_run_keeps_an_earlier_runs_snapshots_and_log(tmp_path, 
     assert status == 2
     assert_one_line_error(err, "train", tmp_path / "snaps" / "_iter_2.caffemodel", "--snapshot")
     assert tree(tmp_path) == before
-    # resuming continues the earlier run: its later snapshot is its own to replace
+    # resuming from a snapshot before the last would replace the later one (another ending of the run)
+    status, _, err = run_cli(capsys, *train, "--no-progress", "--snapshot", tmp_path / "snaps" / "_iter_2.solverstate")
+    assert status == 2
+    assert_one_line_error(err, "train", tmp_path / "snaps" / "_iter_4.solverstate", "resume from the last one")
+    assert tree(tmp_path) == before
+    # a later caffemodel without its solverstate is what a run killed while writing that snapshot left:
+    # resuming writes it again
+    os.unlink(tmp_path / "snaps" / "_iter_4.solverstate")
     status, _, _ = run_cli(capsys, *train, "--no-progress", "--snapshot", tmp_path / "snaps" / "_iter_2.solverstate")
-    assert status == 0
+    assert status == 0 and (tmp_path / "snaps" / "_iter_4.solverstate").exists()
