@@ -61,10 +61,10 @@ def plan_names(stems, names_of, taken=()):
 
 
 # -- the record of what eigen-depth wrote in a folder --------------------------------------------------------
-def recorded_names(folder):
+def recorded_names(folder, record=RECORD):
     """The file names the folder's record lists (an empty set without a record); OutputError for a record
     that cannot be read, which is then never overwritten."""
-    path = os.path.join(folder, RECORD)
+    path = os.path.join(folder, record)
     if not os.path.lexists(path):
         return set()
     try:
@@ -116,12 +116,12 @@ class OutputRecord:
                 os.rmdir(self.folder)
 
 
-def record_names(folder, names):
+def record_names(folder, names, record=RECORD):
     """Adds `names` to the folder's record. Called before the files are written, so that the files of an
     interrupted run are still recognised as this tool's."""
-    known = recorded_names(folder)
+    known = recorded_names(folder, record)
     data = {"written_by": "eigen-depth", "files": sorted(known | set(names))}
-    with atomic_write(os.path.join(folder, RECORD), "w") as handle:
+    with atomic_write(os.path.join(folder, record), "w") as handle:
         json.dump(data, handle, indent=1)
         handle.write("\n")
 

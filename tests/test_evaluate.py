@@ -283,8 +283,11 @@ def test_the_output_tree_and_result_files(examples, snaps, tmp_path):
     assert sorted(os.listdir(tmp_path / "out_abs")) == ["tiny_iter_100", "tiny_iter_200"]
     images = ["motorcycle_full_colors.png", "motorcycle_full_depth.png", "motorcycle_full_gt.png",
               "motorcycle_left_colors.png", "motorcycle_left_depth.png", "motorcycle_left_gt.png"]
-    assert sorted(os.listdir(out / "tiny_iter_100")) == sorted(images + ["contact_sheet.png", "metrics.csv"])
-    assert sorted(os.listdir(tmp_path / "out_abs" / "tiny_iter_100")) == images
+    record = ".eigen_depth_outputs.json"    # hidden: what a later run may replace
+    assert sorted(os.listdir(out / "tiny_iter_100")) == sorted(images + ["contact_sheet.png", "metrics.csv", record])
+    assert sorted(os.listdir(tmp_path / "out_abs" / "tiny_iter_100")) == sorted(images + [record])
+    assert json.loads((out / "tiny_iter_100" / record).read_text())["files"] == sorted(
+        images + ["contact_sheet.png", "metrics.csv"])
     assert pixels(out / "tiny_iter_100" / "motorcycle_full_colors.png").shape == (218, 298, 3)
     assert pixels(out / "tiny_iter_100" / "motorcycle_full_depth.png").shape == (320, 420)
     assert pixels(out / "tiny_iter_100" / "contact_sheet.png").shape[2] == 3
@@ -468,15 +471,42 @@ def test_snapshots_without_or_with_a_wrong_prototxt_are_skipped_and_the_rest_eva
 def test_an_existing_snapshot_folder_is_replaced_and_kept_when_its_run_fails(examples, snaps, tmp_path):
     data = subset(examples, tmp_path, ("left",))
     out = tmp_path / "out"
+    record = '{"written_by": "eigen-depth", "files": ["stale.png"]}'    # as an earlier run left them
     for folder in (out / "tiny_iter_100", out / "tiny_iter_200", tmp_path / "out_abs" / "tiny_iter_100"):
         folder.mkdir(parents=True)
         (folder / "stale.png").write_bytes(b"old")
+        (folder / ".eigen_depth_outputs.json").write_text(record)
     outcome = evaluate.run(options(data, data, out, snaps, loader=cv2_loader(DEPTH_LAYER, fail_for={"tiny_iter_200"})))
     assert outcome.status == 1 and "injected failure" in outcome.skipped["tiny_iter_200"]
     assert "stale.png" not in os.listdir(out / "tiny_iter_100")
     assert "stale.png" not in os.listdir(tmp_path / "out_abs" / "tiny_iter_100")
-    assert os.listdir(out / "tiny_iter_200") == ["stale.png"]            # the failed run replaced nothing
+    assert sorted(os.listdir(out / "tiny_iter_200")) == [".eigen_depth_outputs.json", "stale.png"]  # as they were
     assert not [n for n in os.listdir(out) + os.listdir(tmp_path / "out_abs") if n.startswith(".")]
+
+
+def test_a_snapshot_folder_holding_files_no_run_wrote_there_is_not_replaced(examples, snaps, tmp_path, capsys):
+    # a picture or a table of the user's among the results, or folders named like the evaluator's temporary ones:
+    # none is replaced or removed; the files of the run's own plan and of its record may be
+    data = subset(examples, tmp_path, ("left",))
+    out = tmp_path / "out"
+    ours = out / "tiny_iter_100"
+    mine = {out / ".tiny_iter_100.partial" / "notes.txt": b"notes", out / "tiny_iter_100.old" / "a.txt": b"kept",
+            tmp_path / "out_abs" / ".tiny_iter_100.old" / "b.txt": b"kept too"}
+    for path, data_bytes in mine.items():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(data_bytes)
+    args = [data, data, out, snaps, "--snapshots", "*_100", "--sheet-images", "0"]
+    assert run_tool("test_depth", args, capsys)[0] == 0
+    for name in ("my_analysis.csv", "my_photo.png"):
+        (ours / name).write_bytes(b"the user's")
+        status, captured = run_tool("test_depth", args, capsys)
+        assert status == 2 and f"{ours / name}: not a file this tool wrote" in captured.err
+        os.unlink(ours / name)
+    (ours / "motorcycle_left_gt.png").write_bytes(b"a file of the plan's name")   # replaced, as any output
+    os.unlink(ours / ".eigen_depth_outputs.json")      # a folder without a record: the plan's names alone
+    assert run_tool("test_depth", args, capsys)[0] == 0
+    assert pixels(ours / "motorcycle_left_gt.png").shape == (320, 420)      # the GT picture again
+    assert {path: path.read_bytes() for path in mine} == mine
 
 
 def test_every_file_of_a_snapshot_folder_reaches_the_disk_before_the_folder_is_renamed(examples, snaps, tmp_path,
@@ -503,8 +533,9 @@ def test_every_file_of_a_snapshot_folder_reaches_the_disk_before_the_folder_is_r
     evaluate.run(options(data, data, out, snaps, snapshots="tiny_iter_100", loader=cv2_loader(DEPTH_LAYER)))
     for parent in (out, tmp_path / "out_abs"):
         final = parent / "tiny_iter_100"
-        partial = str(parent / ".tiny_iter_100.partial")
-        rename = events.index(("replace", partial, str(final)))
+        rename = next(i for i, event in enumerate(events) if event[0] == "replace" and event[2] == str(final))
+        partial = events[rename][1]
+        assert os.path.basename(partial).startswith(".tiny_iter_100.") and partial.endswith(".partial")
         synced = {}
         for kind, path, detail in events[:rename]:
             if kind == "fsync":
@@ -535,7 +566,7 @@ def test_the_cli_subcommand_mirrors_the_tool(examples, snaps, tmp_path, capsys):
     status = cli.main(["test-depth", str(data), str(data), str(tmp_path / "out"), snaps, "--snapshots", "*_100",
                        "--no-progress", "--no-images", "--sheet-images", "0", "--device", "cpu"])
     assert status == 0 and "TOP 1 for MVN" in capsys.readouterr().out
-    assert os.listdir(tmp_path / "out" / "tiny_iter_100") == ["metrics.csv"]
+    assert sorted(os.listdir(tmp_path / "out" / "tiny_iter_100")) == [".eigen_depth_outputs.json", "metrics.csv"]
     status = cli.main(["test-depth", str(tmp_path / "missing"), str(data), str(tmp_path / "out"), snaps])
     assert status == 2 and "missing: the input folder is not a folder" in capsys.readouterr().err
 
@@ -554,8 +585,8 @@ def test_get_depth_writes_raw_maps_for_gray_rgba_jpeg_16_bit_and_tiff(examples, 
     folder = tmp_path / "out_abs" / "tiny_iter_100"
     assert not (tmp_path / "out").exists()                         # the original wrote only OUT_DIR_abs
     stems = ["astronaut_16bit", "astronaut_8bit", "camera_gray", "chelsea", "coffee_rgba", "rocket"]
-    assert sorted(os.listdir(folder)) == sorted(f"{s}{e}" for s in stems
-                                                for e in (".png", "_depth.png", "_depth.npy", "_depth_mm.png"))
+    assert sorted(os.listdir(folder)) == sorted([".eigen_depth_outputs.json"] + [
+        f"{s}{e}" for s in stems for e in (".png", "_depth.png", "_depth.npy", "_depth_mm.png")])
     gray = pixels(folder / "camera_gray.png")
     assert gray.shape == (218, 298, 3) and (gray[:, :, 0] == gray[:, :, 1]).all() and (gray[:, :, 1] == gray[:, :, 2]).all()
     np.testing.assert_array_equal(pixels(folder / "astronaut_16bit.png"), pixels(folder / "astronaut_8bit.png"))

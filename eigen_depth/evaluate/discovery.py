@@ -36,21 +36,25 @@ def _image_names(tool, options, stem, attempt):
 
 
 def plan_image_names(tool, options, pairs):
-    """{stem: {kind: file name}} of every file a snapshot folder gets, none the same: the copy of each input
-    keeps the input's name (`input`); an output whose usual name is taken (by a copy, as `a_depth.png` is
-    when get_depth reads both a_colors.png and a_depth.png, or by another input's output) gets the input's
-    whole stem (`a_colors_depth.png`), with a warning."""
+    """({stem: {kind: file name}} of every file a snapshot folder gets, none the same; the stems renamed): the
+    copy of each input keeps the input's name (`input`); an output whose usual name is taken (by a copy, as
+    `a_depth.png` is when get_depth reads both a_colors.png and a_depth.png, or by another input's output) gets
+    the input's whole stem (`a_colors_depth.png`), which warn_renamed tells."""
     copies = {pair.stem: pair.stem + ".png" for pair in pairs}
     fixed = (PER_IMAGE_CSV, CONTACT_SHEET) if tool != "get_depth" else ()
     plan, renamed = plan_names([pair.stem for pair in pairs], lambda stem, attempt:
                                _image_names(tool, options, stem, attempt), set(copies.values()) | set(fixed))
+    for stem, names in plan.items():
+        names["input"] = copies[stem]
+    return plan, renamed
+
+
+def warn_renamed(plan, renamed):
+    """The warning for outputs plan_image_names named after the whole input name."""
     if renamed:
         shown = (f"{stem} -> {plan[stem].get('depth') or next(iter(plan[stem].values()))}" for stem in renamed)
         warn(f"outputs named after the whole input name because the usual name is taken by another input's "
              f"file: {listing(shown)}")
-    for stem, names in plan.items():
-        names["input"] = copies[stem]
-    return plan
 
 
 def find_pairs(input_dir, gt_dir, gt_format="png8"):

@@ -21,7 +21,7 @@ from ..errors import DatasetError, EigenDepthError, ShapeError, warn
 from ..errors import one_line as _one_line
 from ..inference import ModelLoader
 from ..inputs import find_images, listing
-from .discovery import TOOLS, find_pairs, find_snapshots, plan_image_names
+from .discovery import TOOLS, find_pairs, find_snapshots, plan_image_names, warn_renamed
 from .results import (CONTACT_SHEET, ORACLE, PER_IMAGE_CSV, RESULTS_CSV, RESULTS_JSON, SnapshotFolder, abs_dir_of,
                       check_outputs, metric_names, plot_iterations, print_top, update_results, write_csv,
                       write_many)
@@ -229,8 +229,9 @@ def run(options):
         parents = [out_dir, abs_dir_of(out_dir)]
     else:
         parents = [out_dir]
-    check_outputs(options, tool, pairs, snapshots, parents)
-    file_names = plan_image_names(tool, options, pairs)
+    file_names, renamed = plan_image_names(tool, options, pairs)
+    check_outputs(options, tool, pairs, snapshots, parents, file_names)
+    warn_renamed(file_names, renamed)
     for parent in parents:
         make_folder(parent)
 
@@ -325,8 +326,9 @@ def _evaluate_snapshot(options, tool, snapshot, model, convention, source, folde
     start = time.perf_counter()
     pending = deque()
     with _progress(options, total, snapshot.name) as bar:
-        def collect(future):
-            batch_rows, count = future.result()
+        def collect():  # the oldest batch, left pending until it is done (an interrupt waits for it below)
+            batch_rows, count = pending[0].result()
+            pending.popleft()
             rows.extend(batch_rows)
             bar.update(count)
 
@@ -337,9 +339,9 @@ def _evaluate_snapshot(options, tool, snapshot, model, convention, source, folde
                     raise ShapeError(f"{snapshot.prototxt}: '{model.output_name}' came out as {raw.shape}")
                 pending.append(post.submit(lambda b=batch, r=raw: (finisher(b, r), len(b.pairs))))
                 while len(pending) > 1:
-                    collect(pending.popleft())
+                    collect()
             while pending:
-                collect(pending.popleft())
+                collect()
         except BaseException:
             for future in pending:  # let a batch being written finish before its folder is discarded
                 if not future.cancel():

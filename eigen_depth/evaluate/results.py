@@ -7,7 +7,9 @@ import io
 import json
 import math
 import os
+import secrets
 import shutil
+import tempfile
 
 import numpy as np
 
@@ -18,7 +20,7 @@ from ..constants import (GRADIENT_METRICS, STANDARD_HIGHER_IS_BETTER, STANDARD_M
 from ..errors import OutputError
 from ..errors import one_line as _one_line
 from ..inputs import natural_key
-from ..outputs import is_within
+from ..outputs import is_within, record_names, recorded_names
 
 
 ORACLE = "oracle "
@@ -28,6 +30,7 @@ RESULTS_CSV, RESULTS_JSON, ITERATION_PLOT = "results.csv", "results.json", "metr
 
 
 PER_IMAGE_CSV, CONTACT_SHEET = "metrics.csv", "contact_sheet.png"
+FOLDER_RECORD = ".eigen_depth_outputs.json"  # in a snapshot folder (hidden, beside the original's files): what it holds
 
 
 def metric_names(tool):
@@ -49,40 +52,39 @@ def higher_is_better(name):
 
 
 class SnapshotFolder:
-    """A per-snapshot output folder filled under a temporary name (`.<name>.partial`) and renamed over
-    the old one when complete, so an interrupted run leaves the previous results intact. The folder is the
-    unit that appears whole, so its files need no temporary names of their own: `write_many` writes them in
-    place and makes each durable (fsync) in the pool, and commit() syncs the folder before renaming it."""
+    """A per-snapshot output folder filled under a temporary name of its own (`.<name>.<random>.partial`) and
+    renamed over the old one when complete, so an interrupted run leaves the previous results intact. The folder is
+    the unit that appears whole, so its files need no temporary names of their own: `write_many` writes them in
+    place and makes each durable (fsync) in the pool, and commit() records their names (FOLDER_RECORD: what
+    a later run may replace), syncs the folder and renames it. Only paths this object made are ever removed."""
 
     def __init__(self, parent, name):
         self.parent = parent
         self.final = os.path.join(parent, name)
-        self.path = os.path.join(parent, f".{name}.partial")
-        if os.path.exists(self.path):
-            shutil.rmtree(self.path)
-        os.makedirs(self.path)
+        self.path = tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent)
 
     def file(self, name):
         return os.path.join(self.path, name)
 
     def commit(self):
+        record_names(self.path, os.listdir(self.path), FOLDER_RECORD)
         sync_folder(self.path)
         old = None
         if os.path.lexists(self.final):
-            old = self.final + ".old"
-            if os.path.lexists(old):
-                _remove(old)
+            old = os.path.join(self.parent, f".{os.path.basename(self.final)}.{secrets.token_hex(6)}.old")
             os.replace(self.final, old)
-        os.replace(self.path, self.final)
+        try:
+            os.replace(self.path, self.final)
+        except BaseException:
+            if old and not os.path.lexists(self.final):
+                os.replace(old, self.final)   # the earlier results back where they were
+            raise
         sync_folder(self.parent)
         if old:
             _remove(old)
 
     def discard(self):
         shutil.rmtree(self.path, ignore_errors=True)
-
-
-SNAPSHOT_FOLDER_FILES = (".png", ".npy", ".csv")     # what a per-snapshot folder may hold to be replaced
 
 
 _MOVE_AWAY = "move it away or choose another output folder"
@@ -95,9 +97,10 @@ def _input_paths(options, pairs, snapshots):
     return folders + files + [path for s in snapshots for path in (s.caffemodel, s.prototxt)]
 
 
-def check_replaceable(folder, inputs):
-    """A per-snapshot folder is replaced whole by the new results: OutputError when it exists and is not a
-    folder of the files this tool writes there (PNG, NPY, CSV), or when it is or holds one of `inputs`."""
+def check_replaceable(folder, inputs, names=()):
+    """A per-snapshot folder is replaced whole by the new results: OutputError when it exists and holds anything
+    but files this tool wrote there (named in its record, FOLDER_RECORD) or will write there (`names`), or
+    when it is or holds one of `inputs`."""
     if not os.path.lexists(folder):
         return
     if os.path.islink(folder) or not os.path.isdir(folder):
@@ -107,10 +110,11 @@ def check_replaceable(folder, inputs):
         if is_within(path, folder):
             raise OutputError(f"{folder}: holds the input {path} and the snapshot's results would replace it; "
                               f"{_MOVE_AWAY}")
+    ours = recorded_names(folder, FOLDER_RECORD) | set(names) | {FOLDER_RECORD}
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
-        if os.path.islink(path) or not os.path.isfile(path) or not name.lower().endswith(SNAPSHOT_FOLDER_FILES):
-            raise OutputError(f"{path}: not a file this tool writes, and its folder would be replaced by the "
+        if os.path.islink(path) or not os.path.isfile(path) or name not in ours:
+            raise OutputError(f"{path}: not a file this tool wrote, and its folder would be replaced by the "
                               f"snapshot's results; {_MOVE_AWAY}")
 
 
@@ -128,13 +132,15 @@ def _check_results_files(out_dir, tool):
                               f"did not write it and would overwrite it; {_MOVE_AWAY}")
 
 
-def check_outputs(options, tool, pairs, snapshots, parents):
+def check_outputs(options, tool, pairs, snapshots, parents, file_names):
     """Refuses (OutputError) before anything is written when a snapshot folder to be replaced is not this
-    tool's or holds an input, or when the results files in OUT_DIR are not this tool's."""
+    tool's or holds an input, or when the results files in OUT_DIR are not this tool's. file_names: {stem:
+    {kind: name}} of the files each snapshot folder will get (discovery.plan_image_names)."""
     inputs = _input_paths(options, pairs, snapshots)
+    names = {name for planned in file_names.values() for name in planned.values()} | {PER_IMAGE_CSV, CONTACT_SHEET}
     for parent in parents:
         for snapshot in snapshots:
-            check_replaceable(os.path.join(parent, snapshot.name), inputs)
+            check_replaceable(os.path.join(parent, snapshot.name), inputs, names)
     if metric_names(tool):
         _check_results_files(options.out_dir, tool)
 
