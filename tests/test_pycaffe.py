@@ -194,3 +194,51 @@ def test_draw_gives_a_node_per_layer_and_blob_and_edges_along_the_data():
     assert ("conv_blob", "relu_ReLU") in edges and ("relu_ReLU", "conv_blob") in edges
     test_only = pydot.graph_from_dot_data(draw.get_pydot_graph(net, "LR", phase=caffe.TEST).to_string())[0]
     assert "loss_EuclideanLoss" not in {node.get_name().strip('"') for node in test_only.get_nodes()}
+
+
+def test_save_hdf5_writes_caffes_layout_and_an_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
+    import h5py
+    import eigen_depth.pycaffe as caffe
+    (tmp_path / "net.prototxt").write_text(
+        'input: "data" input_shape { dim: 1 dim: 4 }\n'
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" inner_product_param { num_output: 3 } }\n')
+    net = caffe.Net(str(tmp_path / "net.prototxt"), caffe.TEST)
+    weight = np.arange(12, dtype=np.float32).reshape(3, 4)
+    net.params["fc"][0].data[...] = weight
+    net.params["fc"][1].data[...] = [1, 2, 3]
+    path = tmp_path / "weights.h5"
+    net.save_hdf5(str(path))
+    with h5py.File(path, "r") as handle:
+        np.testing.assert_array_equal(handle["data/fc/0"][()], weight)
+        np.testing.assert_array_equal(handle["data/fc/1"][()], [1, 2, 3])
+    saved = path.read_bytes()
+    net.params["fc"][0].data[...] = -weight
+    real = h5py.Group.create_dataset
+
+    def interrupted(self, name, *args, **kwargs):       # Ctrl-C after the first blob went in
+        if name == "1":
+            raise KeyboardInterrupt
+        return real(self, name, *args, **kwargs)
+    monkeypatch.setattr(h5py.Group, "create_dataset", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        net.save_hdf5(str(path))
+    monkeypatch.undo()
+    assert path.read_bytes() == saved and sorted(os.listdir(tmp_path)) == ["net.prototxt", "weights.h5"]
+    net.load_hdf5(str(path))
+    np.testing.assert_array_equal(net.params["fc"][0].data, weight)
+
+
+def test_draw_net_to_file_leaves_the_file_as_it_was_when_drawing_fails(tmp_path, monkeypatch):
+    from eigen_depth.pycaffe import draw
+    picture = tmp_path / "net.png"
+    picture.write_bytes(b"an earlier drawing")
+
+    def no_dot(*args, **kwargs):
+        raise FileNotFoundError('"dot" not found in path.')
+    monkeypatch.setattr(draw, "draw_net", no_dot)
+    with pytest.raises(FileNotFoundError):
+        draw.draw_net_to_file(None, str(picture))
+    assert picture.read_bytes() == b"an earlier drawing"
+    monkeypatch.setattr(draw, "draw_net", lambda net, rankdir, ext, phase: f"{ext} of {rankdir}".encode())
+    draw.draw_net_to_file(None, str(picture), rankdir="TB")
+    assert picture.read_bytes() == b"png of TB" and os.listdir(tmp_path) == ["net.png"]

@@ -53,9 +53,12 @@ def draw_net(caffe_net, rankdir, ext="png", phase=None):
 
 
 def draw_net_to_file(caffe_net, filename, rankdir="LR", phase=None):
+    """Renders first, then writes atomically: a failed drawing (no `dot`, an unknown format) leaves the file."""
+    from ..atomic import atomic_write
     ext = filename[filename.rfind(".") + 1:]
-    with open(filename, "wb") as handle:
-        handle.write(draw_net(caffe_net, rankdir, ext, phase))
+    data = draw_net(caffe_net, rankdir, ext, phase)
+    with atomic_write(filename) as handle:
+        handle.write(data)
 
 
 __all__ = ["caffe_pb2", "get_pydot_graph", "draw_net", "draw_net_to_file"]

@@ -435,9 +435,11 @@ class Net:
         self.net.save(os.fspath(path))
 
     def save_hdf5(self, path):
-        """The weights as HDF5 in Caffe's layout: data/<layer>/<index>."""
+        """The weights as HDF5 in Caffe's layout: data/<layer>/<index> (written atomically)."""
         import h5py
-        with h5py.File(os.fspath(path), "w") as handle:
+
+        from ..atomic import atomic_write
+        with atomic_write(os.fspath(path)) as raw, h5py.File(raw, "w") as handle:
             for name, blobs in self.params.items():
                 group = handle.create_group(f"data/{name}")
                 for index, blob in enumerate(blobs):
