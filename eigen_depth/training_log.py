@@ -35,6 +35,28 @@ def read_earlier_rows(path, start_iteration):
     return rows
 
 
+LOG_FILES = ("train_log.csv", "loss_curve.png", "tensorboard")   # what a run's log leaves in its folder
+
+
+def keep_earlier_log(folder):
+    """Moves the log files of an earlier run in `folder` (a fresh run sharing it, as two snapshot prefixes in one
+    folder do) to numbered names, `train_log.1.csv` and so on with the first number none of them has; returns
+    the new names."""
+    present = [name for name in LOG_FILES if os.path.lexists(os.path.join(folder, name))]
+    if not present:
+        return []
+
+    def numbered(name, number):
+        stem, ext = os.path.splitext(name)
+        return f"{stem}.{number}{ext}"
+    number = 1
+    while any(os.path.lexists(os.path.join(folder, numbered(name, number))) for name in LOG_FILES):
+        number += 1
+    for name in present:
+        os.replace(os.path.join(folder, name), os.path.join(folder, numbered(name, number)))
+    return [numbered(name, number) for name in present]
+
+
 class TrainingLog:
     """Progress bar + CSV (`train_log.csv`) + TensorBoard (`tensorboard/`) + `loss_curve.png` in `folder`."""
 
@@ -62,6 +84,10 @@ class TrainingLog:
         it was."""
         total_iterations, progress, tensorboard = self._options
         make_folder(self.folder)
+        if self.start_iteration == 0:
+            kept = keep_earlier_log(self.folder)
+            if kept:
+                print(f"{self.folder}: the log of an earlier run there kept as {', '.join(kept)}", flush=True)
         # the earlier rows are rewritten under a temporary name first: a crash now cannot lose them
         with atomic_write(self.csv_path, "w") as handle:
             writer = csv.writer(handle, lineterminator="\r\n")

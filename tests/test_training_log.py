@@ -12,9 +12,13 @@ def feed(log, iterations):
         log("iteration", iteration, {"loss": 10.0 / iteration, "smoothed_loss": 8.0 / iteration, "lr": 0.01})
 
 
-def rows(folder):
-    with open(folder / "train_log.csv", newline="") as handle:
+def rows_of(path):
+    with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def rows(folder):
+    return rows_of(folder / "train_log.csv")
 
 
 def test_display_lines_every_n_iterations_and_test_results(tmp_path, capsys):
@@ -74,3 +78,23 @@ def test_a_hand_edited_row_does_not_stop_a_resume(tmp_path, capsys):
     assert [row["iteration"] for row in rows(tmp_path)] == ["1", "3", "5"]
     err = capsys.readouterr().err
     assert "skipped rows that are not numbers (lines 3, 5)" in err and err.count("\n") == 1
+
+
+def test_a_fresh_run_in_a_folder_with_another_runs_log_keeps_that_log_under_a_numbered_name(tmp_path, capsys):
+    # two snapshot prefixes in one folder share it for their logs: each new run keeps the one before
+    for count in (2, 3, 4):
+        log = TrainingLog(str(tmp_path), count, progress=False, tensorboard=False)
+        feed(log, range(1, count + 1))
+        log.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "loss_curve.1.png", "loss_curve.2.png", "loss_curve.png", "train_log.1.csv", "train_log.2.csv",
+        "train_log.csv"]
+    assert [len(rows_of(tmp_path / name)) for name in ("train_log.1.csv", "train_log.2.csv", "train_log.csv")] == \
+        [2, 3, 4]
+    assert "kept as train_log.2.csv, loss_curve.2.png" in capsys.readouterr().out
+    # a resumed run continues the log it finds
+    resumed = TrainingLog(str(tmp_path), 6, start_iteration=4, progress=False, tensorboard=False)
+    feed(resumed, range(5, 7))
+    resumed.close()
+    assert [r["iteration"] for r in rows(tmp_path)] == ["1", "2", "3", "4", "5", "6"]
+    assert not (tmp_path / "train_log.3.csv").exists()
