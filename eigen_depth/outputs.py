@@ -10,6 +10,7 @@ from .atomic import atomic_write, make_folder
 from .errors import OutputError
 
 RECORD = "eigen_depth_outputs.json"     # in an output folder: the names of the files eigen-depth wrote there
+SETTINGS = ".eigen_depth_settings.json"  # in a data tool's output folder: the settings it was written with
 
 
 def file_id(path):
@@ -138,3 +139,44 @@ def output_name(stem, kind, attempt=0):
     if "colors" in stem:
         return stem.replace("colors", kind)
     return f"{stem}_{kind}"
+
+
+# -- the settings a data tool wrote a folder with ---------------------------------------------------------------
+def earlier_settings(folder, tool, settings, overwrite, advice="choose another output folder"):
+    """For a data tool that skips the outputs already in `folder` (so that a rerun resumes where one stopped):
+    the settings its hidden record (SETTINGS) says the folder was written with, when they differ from
+    `settings`; None for a folder without a record or written with the same. Files of other settings are
+    another data set's, which a rerun would mix with its own: OutputError unless `overwrite` (the caller then
+    removes the earlier outputs it knows of, and record_settings comes before anything is written)."""
+    path = os.path.join(folder, SETTINGS)
+    if not os.path.lexists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        earlier = {"tool": data["tool"], **data["settings"]}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise OutputError(f"{path}: not a record of a data tool's settings ({' '.join(str(error).split())}); "
+                          f"move it away or {advice}") from None
+    now = json.loads(json.dumps({"tool": tool, **settings}))
+    if earlier == now:
+        return None
+    if not overwrite:
+        changed = ", ".join(f"{key} {earlier.get(key)!r} (now {now.get(key)!r})" for key in sorted(set(earlier) | set(now))
+                            if earlier.get(key) != now.get(key))
+        raise OutputError(f"{folder}: holds outputs written with other settings ({changed}), which this run would "
+                          f"mix with its own; {advice}, or pass --overwrite to replace them")
+    return earlier
+
+
+def record_settings(folder, tool, settings):
+    """Writes the folder's record of the settings `tool` writes it with (see earlier_settings)."""
+    with atomic_write(os.path.join(folder, SETTINGS), "w") as handle:
+        json.dump({"written_by": "eigen-depth", "tool": tool, "settings": settings}, handle, indent=1)
+        handle.write("\n")
+
+
+def forget_settings(folder):
+    """Removes the folder's record of settings (before files that must agree with each other are rewritten)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(folder, SETTINGS))

@@ -365,3 +365,97 @@ def test_a_fresh_training_run_keeps_an_earlier_runs_snapshots_and_log(tmp_path, 
     os.unlink(tmp_path / "snaps" / "_iter_4.solverstate")
     status, _, _ = run_cli(capsys, *train, "--no-progress", "--snapshot", tmp_path / "snaps" / "_iter_2.solverstate")
     assert status == 0 and (tmp_path / "snaps" / "_iter_4.solverstate").exists()
+
+
+def test_make_synthetic_refuses_to_mix_scenes_of_other_settings_and_overwrite_replaces_them(tmp_path, capsys):
+    # another seed splits the scenes differently: resuming by file name would leave scenes in both splits
+    out = tmp_path / "rooms"
+    common = ["--workers", "1", "--quiet"]
+    assert commands.make_synthetic_main(["6", str(out)] + common) == 0
+    first = {split: sorted(os.listdir(out / split)) for split in ("train", "test")}
+    before = tree(tmp_path)
+    assert commands.make_synthetic_main(["6", str(out)] + common) == 0             # a rerun resumes: same files
+    assert tree(tmp_path) == before
+    status = commands.make_synthetic_main(["6", str(out), "--seed", "1"] + common)
+    assert status == 2
+    assert_one_line_error(capsys.readouterr().err, None, out, "seed 0 (now 1)", "--overwrite", prog="make_synthetic")
+    assert tree(tmp_path) == before
+    assert commands.make_synthetic_main(["6", str(out), "--seed", "1", "--overwrite"] + common) == 0
+    train, test = (sorted(name[:5] for name in os.listdir(out / split)) for split in ("train", "test"))
+    assert not set(train) & set(test) and len(train + test) == 12                   # 6 scenes, two files each
+    assert {split: sorted(os.listdir(out / split)) for split in ("train", "test")} != first
+
+
+def test_make_synthetic_nyu_mat_stopped_between_its_two_files_is_rewritten_not_skipped(tmp_path, capsys,
+                                                                                          monkeypatch):
+    from eigen_depth.data import nyu
+    out = tmp_path / "mat"
+    common = ["--format", "nyu-mat", "--workers", "1", "--quiet"]
+    assert commands.make_synthetic_main(["3", str(out)] + common) == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(nyu, "write_splits_mat", interrupted)
+    status = commands.make_synthetic_main(["4", str(out), "--overwrite"] + common)  # Ctrl-C after the .mat
+    assert status != 0 and "interrupted" in capsys.readouterr().err
+    assert (out / "nyu_depth_v2_labeled.mat").exists()
+    monkeypatch.undo()
+    before = tree(tmp_path)
+    status = commands.make_synthetic_main(["4", str(out)] + common)
+    assert status == 2
+    assert_one_line_error(capsys.readouterr().err, None, out / "nyu_depth_v2_labeled.mat", "--overwrite",
+                          prog="make_synthetic")
+    assert tree(tmp_path) == before
+    assert commands.make_synthetic_main(["4", str(out), "--overwrite"] + common) == 0
+    splits = nyu.read_splits(out / "splits.mat", 4)
+    assert sorted(int(i) for name in ("test", "train") for i in splits[name]) == [0, 1, 2, 3]
+
+
+def test_make_synthetic_nyu_mat_files_without_the_record_of_a_complete_run_are_not_skipped(tmp_path, capsys):
+    # both files there, but no record that one run wrote them together (stopped after rewriting one of them
+    # over an earlier pair): a rerun without --overwrite must not take them as done
+    out = tmp_path / "mat"
+    common = ["--format", "nyu-mat", "--workers", "1", "--quiet"]
+    assert commands.make_synthetic_main(["3", str(out)] + common) == 0
+    os.unlink(out / ".eigen_depth_settings.json")
+    before = tree(tmp_path)
+    assert commands.make_synthetic_main(["3", str(out)] + common) == 2
+    assert_one_line_error(capsys.readouterr().err, None, "may not agree", "--overwrite", prog="make_synthetic")
+    assert tree(tmp_path) == before
+    assert commands.make_synthetic_main(["3", str(out), "--overwrite"] + common) == 0
+    assert commands.make_synthetic_main(["3", str(out)] + common) == 0      # now skipped: one run wrote both
+
+
+def test_augment_and_convert_nyu_refuse_to_resume_into_outputs_of_other_settings(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(5)
+    cv2.imwrite(str(frames / "a_colors.png"), rng.integers(0, 256, (427, 561, 3), dtype=np.uint8))
+    cv2.imwrite(str(frames / "a_depth.png"), rng.integers(1, 256, (427, 561), dtype=np.uint8))
+    out = tmp_path / "augmented"
+    common = ["--workers", "1", "--quiet"]
+    assert commands.augment_main([str(frames), str(out), "--recipe", "data0"] + common) == 0
+    assert sorted(os.listdir(out)) == [".eigen_depth_settings.json", "a_colors.png", "a_depth.png", "augment_data0.csv"]
+    before = tree(tmp_path)
+    # data1's pairs would sit beside data0's crop, which a training set built from the folder would take too
+    assert commands.augment_main([str(frames), str(out), "--recipe", "data1"] + common) == 2
+    assert_one_line_error(capsys.readouterr().err, None, out, "recipe 'data0' (now 'data1')", "--overwrite",
+                          prog="augment")
+    assert tree(tmp_path) == before
+    assert commands.augment_main([str(frames), str(out), "--recipe", "data1", "--overwrite"] + common) == 0
+    names = sorted(os.listdir(out))
+    assert "a_colors.png" not in names and "augment_data0.csv" not in names
+    assert [n for n in names if n.endswith("_colors.png")] == sorted(
+        f"a_v{k}{flip}_colors.png" for k in range(5) for flip in ("", "f"))
+    # convert_nyu: another depth format into the same folder would resume into 8-bit pairs
+    assert commands.make_synthetic_main(["3", str(tmp_path / "mat"), "--format", "nyu-mat"] + common) == 0
+    mat = [str(tmp_path / "mat" / "nyu_depth_v2_labeled.mat"), str(tmp_path / "mat" / "splits.mat")]
+    assert commands.convert_nyu_main(mat + [str(tmp_path / "nyu")] + common) == 0
+    before = tree(tmp_path)
+    assert commands.convert_nyu_main(mat + [str(tmp_path / "nyu"), "--depth-format", "png16mm"] + common) == 2
+    assert_one_line_error(capsys.readouterr().err, None, "depth_format 'png8' (now 'png16mm')", prog="convert_nyu")
+    assert tree(tmp_path) == before
+    assert commands.convert_nyu_main(mat + [str(tmp_path / "nyu"), "--depth-format", "png16mm", "--overwrite"]
+                                     + common) == 0
+    depth = cv2.imread(str(next((tmp_path / "nyu" / "test").glob("*_depth.png"))), cv2.IMREAD_UNCHANGED)
+    assert depth.dtype == np.uint16

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..atomic import atomic_write, make_folder
 from ..errors import DatasetError, OutputError
-from ..outputs import file_id
+from ..outputs import earlier_settings, file_id, record_settings
 from . import pairs as pairs_io
 from .constants import (AUGMENT_ROTATION_PROBABILITY, AUGMENT_VARIANTS, CROP_HEIGHT, CROP_WIDTH, DEPTH_PNG8_MAX,
                         NYU_DEPTH_FLOOR_TENTH_M, RECIPES)
@@ -233,7 +233,12 @@ def augment_folder(in_dir, out_dir, recipe, seed=0, crop=(CROP_WIDTH, CROP_HEIGH
                           f"their names) or join as inputs of the next run; choose another output folder")
     # every frame is checked before anything is written
     jobs = [(pair, plan_frame(pair, recipe, seed, tuple(crop))) for pair in pairs]
+    settings = {"input": os.path.abspath(os.fspath(in_dir)), "recipe": recipe, "seed": int(seed),
+                "crop": [int(c) for c in crop], "depth_resampling": depth_resampling}
+    earlier = earlier_settings(out_dir, "augment", settings, overwrite) if os.path.isdir(out_dir) else None
     make_folder(out_dir)
+    _remove_outputs(out_dir, earlier)
+    record_settings(out_dir, "augment", settings)
     job = _AugmentJob(out_dir, recipe, seed, tuple(crop), depth_resampling, overwrite)
     rows, written = [], 0
     for frame_rows, count in run_jobs(job, jobs, workers, progress, desc=f"augment {recipe}", unit="frame"):
@@ -249,6 +254,24 @@ def augment_folder(in_dir, out_dir, recipe, seed=0, crop=(CROP_WIDTH, CROP_HEIGH
     log(f"{recipe}: {len(pairs)} frames -> {len(rows)} pairs in {out_dir} ({written} written, "
         f"{len(rows) - written} already there)")
     return len(rows), written
+
+
+def _remove_outputs(out_dir, earlier):
+    """Removes the pairs and the table an earlier run with other settings (`earlier`, its record) wrote in
+    out_dir: the pairs its augment_<recipe>.csv lists."""
+    if not earlier or earlier.get("tool") != "augment":
+        return
+    table = os.path.join(out_dir, f"augment_{earlier['recipe']}.csv")
+    if not os.path.isfile(table):
+        return
+    with open(table, newline="", encoding="utf-8") as handle:
+        names = [row["output"] for row in csv.DictReader(handle) if row.get("output")]
+    for name in names:
+        for suffix in (pairs_io.COLOR_SUFFIX, pairs_io.DEPTH_SUFFIX):
+            path = os.path.join(out_dir, f"{os.path.basename(name)}{suffix}.png")
+            if os.path.isfile(path):
+                os.unlink(path)
+    os.unlink(table)
 
 
 def _cell(value):

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..atomic import make_folder
 from ..errors import DatasetError
+from ..outputs import earlier_settings, record_settings
 from . import pairs as pairs_io
 from .constants import (CROP_HEIGHT, CROP_WIDTH, NYU_DEPTHS_KEY, NYU_IMAGES_KEY, NYU_RAW_DEPTHS_KEY, NYU_TEST_KEY,
                         NYU_TRAIN_KEY)
@@ -180,7 +181,9 @@ class _ConvertJob:
 def convert_nyu(labeled, splits, out, split="test", full=False, depth_format="png8", depth_key=NYU_DEPTHS_KEY,
                 workers=None, overwrite=False, progress=True, log=print):
     """Writes the pairs of `split` ("test", "train" or "both") under out/<split>/; returns
-    {split: (written, skipped)}."""
+    {split: (written, skipped)}. Pairs already there are skipped (a rerun resumes) when `out` was written from
+    the same file with the same settings (its record, eigen_depth.outputs.SETTINGS); other settings are
+    refused unless overwrite, which rewrites every pair of `split`."""
     if split not in ("test", "train", "both"):
         raise ValueError(f"split must be test, train or both, not {split!r}")
     if depth_format not in pairs_io.DEPTH_FORMATS:
@@ -194,6 +197,12 @@ def convert_nyu(labeled, splits, out, split="test", full=False, depth_format="pn
         crop_box(width, height)
     indices = read_splits(splits, count)
     chosen = ("test", "train") if split == "both" else (split,)
+    settings = {"labeled": os.path.abspath(os.fspath(labeled)), "splits": os.path.abspath(os.fspath(splits)),
+                "depth_key": depth_key, "full": bool(full), "depth_format": depth_format}
+    if os.path.isdir(os.fspath(out)):
+        earlier_settings(os.fspath(out), "convert_nyu", settings, overwrite)
+    make_folder(os.fspath(out))
+    record_settings(os.fspath(out), "convert_nyu", settings)
     jobs = []
     for name in chosen:
         folder = os.path.join(os.fspath(out), name)

@@ -744,19 +744,29 @@ def make_synthetic(count, out, seed=0, file_format="pairs", holes=False, full=Fa
     """Renders `count` scenes into `out`:
     - "pairs": out/{train,test}/NNNNN_colors.png + NNNNN_depth.png, exactly what convert_nyu.py writes for
       the nyu-mat version of the same scenes (420x320 crops, or 640x480 with full; exact depth, or with
-      Kinect-like holes); existing pairs are skipped;
+      Kinect-like holes); existing pairs are skipped, so a rerun resumes;
     - "nyu-mat": out/nyu_depth_v2_labeled.mat in NYU's v7.3 layout (images, depths = exact depth,
       rawDepths = depth with holes) and out/splits.mat (testNdxs, trainNdxs, one-based).
-    NNNNN is the scene's index; the split is split_indices(count, seed, test_fraction). Returns the paths."""
+    NNNNN is the scene's index; the split is split_indices(count, seed, test_fraction). The settings are
+    recorded in `out` (eigen_depth.outputs.SETTINGS): a rerun with others is refused, or with overwrite
+    first removes the scenes the earlier settings wrote. Returns the paths."""
     import os
+
+    from ..errors import OutputError
+    from ..outputs import SETTINGS, earlier_settings, forget_settings, record_settings
     from .jobs import run_jobs
     if file_format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {file_format!r}")
     out = os.fspath(out)
     make_folder(out)
+    settings = {"format": file_format, "count": int(count), "seed": int(seed), "test_fraction": float(test_fraction),
+                "holes": bool(holes), "full": bool(full), "depth_format": depth_format}
+    earlier = earlier_settings(out, "make_synthetic", settings, overwrite)
     tests, trains = split_indices(count, seed, test_fraction)
     scenes = SceneSet(count, seed, holes)
     if file_format == "pairs":
+        _remove_scenes(out, earlier)
+        record_settings(out, "make_synthetic", settings)
         jobs = []
         for name, indices in (("train", trains), ("test", tests)):
             folder = os.path.join(out, name)
@@ -770,10 +780,36 @@ def make_synthetic(count, out, seed=0, file_format="pairs", holes=False, full=Fa
     from .nyu import write_labeled_mat, write_splits_mat
     labeled, splits = os.path.join(out, LABELED_NAME), os.path.join(out, SPLITS_NAME)
     if not overwrite and os.path.exists(labeled) and os.path.exists(splits):
+        if not os.path.exists(os.path.join(out, SETTINGS)):
+            raise OutputError(f"{out}: {LABELED_NAME} and {SPLITS_NAME} without the record of the run that wrote "
+                              f"them both (one stopped between them, or an earlier version), so they may not "
+                              f"agree; pass --overwrite to write them again")
         log(f"{labeled} and {splits} exist already; skipped (--overwrite rewrites them)")
         return [labeled, splits]
+    _remove_scenes(out, earlier)
+    forget_settings(out)  # until both files are written: the two must agree
     items = run_jobs(_MatJob(scenes), range(count), workers, progress, desc="synthetic scenes", unit="scene")
     write_labeled_mat(labeled, items, count, NYU_WIDTH, NYU_HEIGHT, raw=True)
     write_splits_mat(splits, tests, trains)
+    record_settings(out, "make_synthetic", settings)
     log(f"wrote {count} scenes to {labeled} ({len(tests)} test, {len(trains)} train in {splits})")
     return [labeled, splits]
+
+
+def _remove_scenes(out, earlier):
+    """Removes what make_synthetic wrote in `out` with the `earlier` settings (its record; None: nothing)."""
+    import os
+
+    from . import pairs as pairs_io
+    if not earlier or earlier.get("tool") != "make_synthetic":
+        return
+    if earlier.get("format") == "nyu-mat":
+        paths = [os.path.join(out, LABELED_NAME), os.path.join(out, SPLITS_NAME)]
+    else:
+        tests, trains = split_indices(earlier["count"], earlier["seed"], earlier["test_fraction"])
+        paths = [os.path.join(out, name, f"{index:05d}{suffix}.png") for name, indices in (("train", trains),
+                                                                                            ("test", tests))
+                 for index in indices for suffix in (pairs_io.COLOR_SUFFIX, pairs_io.DEPTH_SUFFIX)]
+    for path in paths:
+        if os.path.isfile(path):
+            os.unlink(path)
