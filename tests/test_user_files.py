@@ -287,12 +287,17 @@ def test_make_lmdb_keeps_a_pair_list_it_did_not_write(tmp_path, capsys):
     assert tree(tmp_path) == before
 
 
-def test_augment_refuses_to_write_into_its_input_folder(tmp_path, capsys):
-    frames = tmp_path / "frames"
-    frames.mkdir()
+def write_frame(folder, height, width):
+    """A frame for augment.py: `a_colors.png` and an 8-bit `a_depth.png` of random pixels."""
+    folder.mkdir()
     rng = np.random.default_rng(5)
-    cv2.imwrite(str(frames / "a_colors.png"), rng.integers(0, 256, (330, 430, 3), dtype=np.uint8))
-    cv2.imwrite(str(frames / "a_depth.png"), rng.integers(1, 256, (330, 430), dtype=np.uint8))
+    cv2.imwrite(str(folder / "a_colors.png"), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "a_depth.png"), rng.integers(1, 256, (height, width), dtype=np.uint8))
+    return folder
+
+
+def test_augment_refuses_to_write_into_its_input_folder(tmp_path, capsys):
+    frames = write_frame(tmp_path / "frames", 330, 430)
     before = tree(tmp_path)
     # data0 names each output like its frame: --overwrite would have replaced the frames with their crops
     status = commands.augment_main([str(frames), str(frames) + os.sep, "--recipe", "data0", "--overwrite",
@@ -427,11 +432,7 @@ def test_make_synthetic_nyu_mat_files_without_the_record_of_a_complete_run_are_n
 
 
 def test_augment_and_convert_nyu_refuse_to_resume_into_outputs_of_other_settings(tmp_path, capsys):
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    rng = np.random.default_rng(5)
-    cv2.imwrite(str(frames / "a_colors.png"), rng.integers(0, 256, (427, 561, 3), dtype=np.uint8))
-    cv2.imwrite(str(frames / "a_depth.png"), rng.integers(1, 256, (427, 561), dtype=np.uint8))
+    frames = write_frame(tmp_path / "frames", 427, 561)
     out = tmp_path / "augmented"
     common = ["--workers", "1", "--quiet"]
     assert commands.augment_main([str(frames), str(out), "--recipe", "data0"] + common) == 0
