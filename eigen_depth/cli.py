@@ -41,13 +41,12 @@ def _upgrade(parser):
 
     def run(args):
         from .caffe import read_caffemodel, read_prototxt, write_caffemodel, write_prototxt
+        from .caffe.io import require_layers
         from .caffe.schema import NetParameter
         from .outputs import refuse_inputs
         refuse_inputs([args.output], [args.input], "name another OUT file (the input stays as it is)")
         net = read_caffemodel(args.input) if _is_binary(args.input) else read_prototxt(args.input, NetParameter)
-        if not len(net.layer) and not len(net.layers) and not len(net.input):
-            from .errors import PrototxtError
-            raise PrototxtError(f"{args.input}: holds no layers (an empty or truncated file?): nothing to upgrade")
+        require_layers(net, args.input, "nothing to upgrade")
         if _is_binary(args.output):
             write_caffemodel(net, args.output)
         else:

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .caffe import blob_shape, read_caffemodel, read_net
+from .caffe.io import require_layers
 from .errors import EigenDepthError
 
 
@@ -27,7 +28,7 @@ def _dims(shape):
 def describe(path, weights_path=None):
     """A text table of the net at `path` (prototxt or caffemodel). Blob shapes come from the layers' own
     blobs, by layer name from `weights_path`, or else from building the net."""
-    net = read_net(path)
+    net = require_layers(read_net(path), path, "nothing to describe")
     blobs = {layer.name: [blob_shape(b) for b in layer.blobs] for layer in net.layer if len(layer.blobs)}
     if weights_path:
         weights = read_caffemodel(weights_path)

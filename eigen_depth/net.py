@@ -16,9 +16,9 @@ from torch import nn
 
 from . import fusion
 from .caffe import array_to_blob, blob_to_array, read_caffemodel, read_net, schema
-from .caffe.io import release_pages
+from .caffe.io import release_pages, require_layers
 from .caffe.schema import TEST, TRAIN
-from .errors import CaffemodelError, LayerError, ShapeError
+from .errors import CaffemodelError, EigenDepthError, LayerError, ShapeError
 from .layers import layer_class
 from .layers.base import check_fits, recording
 
@@ -106,7 +106,7 @@ class CaffeNet(nn.Module):
         self.fuse = fuse
         if not isinstance(net_param, schema.NetParameter):
             source = os.fspath(net_param)
-            net_param = read_net(source)
+            net_param = require_layers(read_net(source), source)
         self.source = source or "<net>"
         self.net_param = net_param
         self.phase = parse_phase(phase)
@@ -138,6 +138,16 @@ class CaffeNet(nn.Module):
         self._tie_shared_blobs()
 
     # Building ---------------------------------------------------------------------------------
+    def _located(self, error, param):
+        """`error` from building a layer, with this net's file and the layer in front when it names neither."""
+        text = str(error)
+        named = self.source and not str(self.source).startswith("<")
+        if named and text.startswith(str(self.source)):
+            return error
+        if not text.startswith(f"layer '{param.name}'"):
+            text = f"layer '{param.name}' ({param.type}): {text}"
+        return type(error)(f"{self.source}: {text}" if named else text)
+
     def _build(self, input_shapes):
         shapes = OrderedDict()
         consumed = set()
@@ -151,10 +161,13 @@ class CaffeNet(nn.Module):
                     raise LayerError(f"{self.source}: layer '{name}' ({param.type}) needs bottom blob "
                                      f"'{bottom}', which no earlier layer produces"
                                      f"{self._phase_hint()}")
-            cls = layer_class(param.type, name)
-            if param.type == "Input":
-                param = self._input_param(param, input_shapes)
-            layer = cls(param, [shapes[b] for b in bottoms], self.phase)
+            try:
+                cls = layer_class(param.type, name)
+                if param.type == "Input":
+                    param = self._input_param(param, input_shapes)
+                layer = cls(param, [shapes[b] for b in bottoms], self.phase)
+            except EigenDepthError as error:
+                raise self._located(error, param) from None
             tops = list(param.top)
             if len(tops) != len(layer.top_shapes):
                 raise LayerError(f"{self.source}: layer '{name}' ({param.type}) declares {len(tops)} tops "

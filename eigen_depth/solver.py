@@ -36,7 +36,29 @@ TWO_HISTORIES = ("AdaDelta", "Adam")
 
 
 def learning_rate(param, iteration, current_step=0):
-    """Caffe's GetLearningRate for `iteration`; returns (rate, current_step) since multistep is stateful."""
+    """Caffe's GetLearningRate for `iteration`; returns (rate, current_step) since multistep is stateful.
+    PrototxtError where the policy's parameters give no number there (a power of 0 or of a negative base, an
+    overflow)."""
+    try:
+        return _learning_rate(param, iteration, current_step)
+    except (ArithmeticError, ValueError) as error:
+        raise PrototxtError(f"lr_policy '{param.lr_policy}' with gamma {param.gamma:g}, power {param.power:g} and "
+                            f"stepsize {param.stepsize} gives no rate at iteration {iteration} ({error}): change "
+                            f"them") from None
+
+
+def check_learning_rates(param):
+    """PrototxtError unless the policy gives a finite rate at every iteration up to max_iter (Caffe finds out at
+    the iteration that fails, after the training before it)."""
+    current_step = 0
+    for iteration in range(max(param.max_iter, 0) + 1):
+        rate, current_step = learning_rate(param, iteration, current_step)
+        if not math.isfinite(rate):
+            raise PrototxtError(f"lr_policy '{param.lr_policy}' gives the rate {rate} at iteration {iteration}: "
+                                f"change its gamma, power or stepsize")
+
+
+def _learning_rate(param, iteration, current_step=0):
     policy, base = param.lr_policy, param.base_lr
     if policy == "fixed":
         return base, current_step
@@ -61,7 +83,10 @@ def learning_rate(param, iteration, current_step=0):
         # the complex (or, in C, NaN) power of a negative number.
         return base * max(0.0, 1 - iteration / param.max_iter) ** param.power, current_step
     if policy == "sigmoid":
-        return base * (1 / (1 + math.exp(-param.gamma * (iteration - param.stepsize)))), current_step
+        try:
+            return base * (1 / (1 + math.exp(-param.gamma * (iteration - param.stepsize)))), current_step
+        except OverflowError:  # exp beyond a double: C's inf, and the rate 0
+            return 0.0, current_step
     raise PrototxtError(f"unknown lr_policy '{policy}': use fixed, step, exp, inv, multistep, poly or sigmoid")
 
 
@@ -104,6 +129,11 @@ class Solver:
         if self.type not in SOLVER_TYPES:
             raise PrototxtError(f"{self.path}: unknown solver type '{self.type}': use one of "
                                 f"{', '.join(SOLVER_TYPES)}")
+        if self.type == "Adam":  # its bias correction divides by 1 - momentum^t and takes sqrt(1 - momentum2^t)
+            for name in ("momentum", "momentum2"):
+                if not 0 <= getattr(self.param, name) < 1:
+                    raise PrototxtError(f"{self.path}: Adam's {name} must be in [0, 1) (got "
+                                        f"{getattr(self.param, name):g})")
         self.device = torch.device(device)
         self.distributed = distributed  # (rank, world_size) when torch.distributed is initialised
         self.data = data  # DataSettings for the nets' Data layers (None: the current ones)
@@ -133,7 +163,10 @@ class Solver:
         path = p.train_net or p.net
         if not path:
             raise PrototxtError(f"{self.path}: the solver names no net: set `net: \"net_train.prototxt\"`")
-        path = resolve(path, self.folder)
+        given, path = path, resolve(path, self.folder)
+        if not os.path.exists(path):
+            raise PrototxtError(f"{self.path}: names the net '{given}', which does not exist ({path}); correct its "
+                                f"`net:` (a relative path is read from the working folder, else from the solver's)")
         return read_prototxt(path, schema.NetParameter), path
 
     def _build_net(self, phase, state):
@@ -460,6 +493,9 @@ class Solver:
         learned = state.learned_net
         if learned and not os.path.exists(learned):
             learned = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(learned))
+        if learned and not os.path.exists(learned):
+            raise CaffemodelError(f"{path}: its weights {state.learned_net} are missing (not beside it either): put "
+                                  f"that snapshot's .caffemodel back to resume from it")
         if learned:
             self.net.copy_from(learned)
         self.iter, self.current_step = state.iter, state.current_step

@@ -23,7 +23,7 @@ from .errors import EigenDepthError, PrototxtError, exit_status
 from .net import CaffeNet, layer_included
 from .prototxt import ROOT as PROTOTXT_ROOT
 from .prototxt import SUCCESSORS
-from .solver import Solver, learning_rate
+from .solver import Solver, check_learning_rates
 
 STAGES = {"global": "global_context", "gradient": "gradient", "joint": "joint", "refine": "refining"}
 DEFAULT_VARIANTS = {"global": "norm", "gradient": "norm", "joint": "A", "refine": "norm_abs"}
@@ -102,6 +102,9 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     start: called with the net once the weights are copied (not when resuming), before the first iteration.
     Returns the Solver (its last snapshot is `solver.last_snapshot`: the folded one when folded is given)."""
     from .training_log import TrainingLog
+    if snapshot and weights:  # as Caffe's `train`
+        raise EigenDepthError(f"give --snapshot ({snapshot}) to resume a run or --weights ({weights}) to start one "
+                              f"from them, not both")
     device = torch.device(device)
     distributed = init_distributed(device)
     param = solver if isinstance(solver, schema.SolverParameter) else read_solver(solver)
@@ -110,7 +113,7 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
         param = _with(param, max_iter=max_iter)
     folder = None if isinstance(solver, schema.SolverParameter) else os.path.dirname(os.path.abspath(solver))
     try:  # the lr_policy checked before anything is built or written (Caffe finds it at the first update)
-        learning_rate(param, 0, 0)
+        check_learning_rates(param)
     except PrototxtError as error:
         raise PrototxtError(f"{solver if folder else '<solver>'}: {error}") from None
     runner = Solver(param, device=device, deploy=deploy, distributed=distributed, folder=folder, data=settings,

@@ -226,10 +226,54 @@ def workspace(examples, tmp_path_factory):
     unequal.mkdir()
     cv2.imwrite(str(unequal / "a_colors.png"), np.zeros((500, 600, 3), np.uint8))
     cv2.imwrite(str(unequal / "a_depth.png"), np.full((400, 600), 50, np.uint8))
+    _more_bad_files(ws)
     broken = ws / "broken"
     broken.mkdir()
     (broken / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # OpenCV logs a WARN line for this one
     return ws
+
+
+TRAIN_NET = """name: "t"
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "y" type: "Input" top: "y" input_param { shape { dim: 2 dim: 1 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "p" inner_product_param { num_output: 1 } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "p" bottom: "y" top: "loss" }
+"""
+
+
+def _more_bad_files(ws):
+    """Solvers whose settings give no number, an HDF5 top that is a group, a label beyond int32, a layer
+    with a bad parameter, an empty prototxt, a solver naming a missing net, a solverstate without its weights,
+    and a pycaffe script that meets one of them."""
+    import h5py
+    import numpy as np
+
+    from eigen_depth.caffe import array_to_blob, schema, write_solverstate
+    (ws / "train_in.prototxt").write_text(TRAIN_NET)
+    solver = 'net: "train_in.prototxt"\nbase_lr: 0.01\nmax_iter: 3\nsnapshot_prefix: "never"\n'
+    (ws / "solver_ok.prototxt").write_text(solver + 'lr_policy: "fixed"\n')
+    (ws / "solver_adam.prototxt").write_text(solver + 'lr_policy: "fixed"\ntype: "Adam"\nmomentum2: 2\n')
+    (ws / "solver_inv.prototxt").write_text(solver + 'lr_policy: "inv"\ngamma: -1\npower: 0.5\n')
+    (ws / "solver_lost_net.prototxt").write_text(solver.replace("train_in.prototxt", "lost.prototxt")
+                                                 + 'lr_policy: "fixed"\n')
+    state = schema.SolverState(iter=1, learned_net="gone_iter_1.caffemodel")
+    for shape in ((1, 3), (1,)):
+        state.history.append(array_to_blob(np.zeros(shape, np.float32)))
+    write_solverstate(state, str(ws / "gone_iter_1.solverstate"))
+    (ws / "h5g.prototxt").write_text(HDF5_NET.replace("h5_list.txt", "h5g_list.txt"))
+    (ws / "solver_h5g.prototxt").write_text(solver.replace("train_in.prototxt", "h5g.prototxt")
+                                            + 'lr_policy: "fixed"\n')
+    with h5py.File(ws / "group.h5", "w") as handle:
+        handle["data"] = np.zeros((4, 3), np.float32)
+        handle.create_group("label")
+    (ws / "h5g_list.txt").write_text("group.h5\n")
+    (ws / "list_big_label.txt").write_text("photos/chelsea.jpg 99999999999999999999\n")
+    (ws / "stride0.prototxt").write_text(
+        'layer { name: "d" type: "Input" top: "d" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n'
+        'layer { name: "c" type: "Convolution" bottom: "d" top: "c" '
+        'convolution_param { num_output: 1 kernel_size: 1 stride: 0 } }\n')
+    (ws / "nothing.prototxt").write_text("")
+    (ws / "script_bad_net.py").write_text('import caffe\nnet = caffe.Net("stride0.prototxt", caffe.TEST)\n')
 
 
 NET = ["--model", "net.prototxt", "--weights", "net.caffemodel"]
@@ -326,6 +370,31 @@ CASES = {
     "time with a corrupt caffemodel": ("eigen-depth", ["time", "--model", "net.prototxt", "--weights", "garbage.bin"],
                                        2, "garbage.bin: byte 0"),
     "pycaffe without a script": ("eigen-depth", ["pycaffe", "absent.py"], 2, "absent.py: no such script"),
+    "pycaffe script meeting a bad net": ("eigen-depth", ["pycaffe", "script_bad_net.py"], 2,
+                                         "script_bad_net.py:2: stride0.prototxt: layer 'c' (Convolution): stride"),
+    "pycaffe -m an absent module": ("eigen-depth", ["pycaffe", "-m", "absent_module"], 2,
+                                    "no module named 'absent_module'"),
+    "Adam with momentum2 2": ("eigen-depth", ["train", "--solver", "solver_adam.prototxt"], 2,
+                              "solver_adam.prototxt: Adam's momentum2 must be in [0, 1) (got 2)"),
+    "an lr_policy with no rate at some iteration": ("eigen-depth", ["train", "--solver", "solver_inv.prototxt"], 2,
+                                                    "solver_inv.prototxt: lr_policy 'inv' with gamma -1"),
+    "a solver naming a missing net": ("eigen-depth", ["train", "--solver", "solver_lost_net.prototxt"], 2,
+                                      "solver_lost_net.prototxt: names the net 'lost.prototxt', which does not exist"),
+    "a solverstate without its weights": ("eigen-depth", ["train", "--solver", "solver_ok.prototxt", "--snapshot",
+                                                          "gone_iter_1.solverstate"], 2,
+                                          "gone_iter_1.solverstate: its weights gone_iter_1.caffemodel are missing"),
+    "train with --weights and --snapshot": ("eigen-depth", ["train", "--solver", "solver_ok.prototxt", "--weights",
+                                                            "net.caffemodel", "--snapshot", "gone_iter_1.solverstate"],
+                                            2, "not both"),
+    "HDF5 top that is a group": ("eigen-depth", ["train", "--solver", "solver_h5g.prototxt"], 2,
+                                 "'label' in group.h5 is a group, not a dataset"),
+    "convert_imageset label beyond int32": ("convert_imageset.py", ["", "list_big_label.txt", "db", "--quiet"], 2,
+                                            "list_big_label.txt:1: label 99999999999999999999 does not fit"),
+    "a layer's bad parameter names the prototxt": ("eigen-depth", ["time", "--model", "stride0.prototxt"], 2,
+                                                   "stride0.prototxt: layer 'c' (Convolution): stride dimensions"),
+    "time on an empty prototxt": ("eigen-depth", ["time", "--model", "nothing.prototxt"], 2,
+                                  "nothing.prototxt: holds no layers"),
+    "info on an empty prototxt": ("eigen-depth", ["info", "nothing.prototxt"], 2, "nothing.prototxt: holds no layers"),
     "nets with an unknown option": ("eigen-depth", ["nets", "--family"], 2, "unrecognized arguments: --family"),
 }
 
@@ -366,3 +435,13 @@ def test_predict_with_some_unreadable_images_exits_1_after_writing_the_others(wo
     assert status == 1 and _error_lines(err) == [line for line in err.strip().splitlines()], err
     assert "1 of 2 image(s) could not be read" in err and "truncated.png" in err and "WARN" not in err
     assert (tmp_path / "out" / "cat_depth.npy").exists()
+
+
+def test_the_demo_stops_with_the_status_and_the_line_of_the_tool_that_failed(tmp_path):
+    (tmp_path / "afile").write_text("a file where the demo's folder would go")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo.py"), "--out", "afile"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"make_examples.py: error: {tmp_path / 'afile'}: is a file, so the folder "
+        f"{tmp_path / 'afile' / 'examples' / 'test'} cannot be made: choose another output folder"]

@@ -302,3 +302,18 @@ def test_the_solver_leaves_torchs_and_numpys_global_generators_alone():
     torch.manual_seed(999)  # another global state gives the same run
     for a, b in zip(first, run()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_sigmoid_rate_past_a_doubles_range_is_zero_and_a_policy_without_a_rate_is_refused():
+    from eigen_depth.errors import PrototxtError
+    from eigen_depth.solver import check_learning_rates, learning_rate
+    # 0.01 / (1 + exp(1000 * 1000)): exp overflows a double, C gives inf and the rate 0
+    sigmoid = schema.SolverParameter(base_lr=0.01, lr_policy="sigmoid", gamma=1000, stepsize=1000, max_iter=3)
+    assert learning_rate(sigmoid, 0) == (0.0, 0)
+    assert learning_rate(sigmoid, 1000)[0] == pytest.approx(0.005)      # 0.01 / (1 + e^0)
+    check_learning_rates(sigmoid)
+    # inv: 0.01 * (1 - iteration) ^ -0.5 is 0 ^ -0.5 at iteration 1 and a negative base's root after it
+    inv = schema.SolverParameter(base_lr=0.01, lr_policy="inv", gamma=-1, power=0.5, max_iter=3)
+    assert learning_rate(inv, 0)[0] == pytest.approx(0.01)
+    with pytest.raises(PrototxtError, match="lr_policy 'inv' with gamma -1, power 0.5 .* at iteration 1"):
+        check_learning_rates(inv)

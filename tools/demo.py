@@ -25,6 +25,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from eigen_depth.errors import exit_status
 from eigen_depth.experiment import RoomSets, constant_snapshot, last_snapshot, measure
 from eigen_depth.options import non_negative_int, positive_float, positive_int
 
@@ -37,7 +38,10 @@ def say(text):
 
 
 def tool(name, *args):
-    subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)], check=True)
+    """Runs tools/<name>; a failure ends the demo with the tool's status (the tool has said why)."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", name), *map(str, args)])
+    if done.returncode:
+        sys.exit(done.returncode)
 
 
 def train(train_dir, lmdb, minutes):
@@ -117,4 +121,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status("demo", main))

@@ -207,6 +207,14 @@ def read_net(path, upgrade=True):
     return read_prototxt(path, schema.NetParameter, upgrade=upgrade)
 
 
+def require_layers(net, path, doing="nothing to run"):
+    """PrototxtError for a NetParameter read from `path` that holds no layers and no inputs: an empty or
+    truncated file (which parses, as protobuf's text and binary formats take nothing as a message)."""
+    if not len(net.layer) and not len(net.layers) and not len(net.input):
+        raise PrototxtError(f"{path}: holds no layers (an empty or truncated file?): {doing}")
+    return net
+
+
 # Blobs -----------------------------------------------------------------------------------------
 
 def blob_shape(blob):

@@ -53,6 +53,9 @@ class HDF5Rows:
                         if name not in handle:
                             raise DatasetError(f"{where}: {path} has no dataset '{name}' (one dataset per top; "
                                                f"it has {', '.join(sorted(handle.keys())) or 'none'})")
+                        if not hasattr(handle[name], "shape"):
+                            raise DatasetError(f"{where}: '{name}' in {path} is a group, not a dataset (one dataset "
+                                               f"per top, named after it)")
                         shapes.append(tuple(handle[name].shape))
             except OSError as error:
                 raise DatasetError(f"{where}: cannot read {path} as HDF5 ({error})") from None

@@ -309,6 +309,8 @@ def read_list_file(path):
             lines.append((name, int(label)))
         except ValueError:
             raise DatasetError(f"{path}:{number}: expected '<file> <integer label>', got {line!r}") from None
+        if not -2 ** 31 <= lines[-1][1] < 2 ** 31:
+            raise DatasetError(f"{path}:{number}: label {label} does not fit a Datum's label (a 32-bit integer)")
     if not lines:
         raise DatasetError(f"{path}: the list file names no images")
     return lines
