@@ -51,12 +51,25 @@ def read_raw(path):
                 warnings.simplefilter("ignore")
                 image = skimage.io.imread(path)
     except Exception as error:  # the readers raise many types (OSError, ValueError, SyntaxError, ...)
-        raise DatasetError(f"{path}: cannot read the image ({type(error).__name__}: "
-                           f"{' '.join(str(error).split()) or 'unknown format'}); replace or remove the file") from None
+        raise DatasetError(f"{path}: cannot read the image ({_read_problem(path, error)}); replace or remove the "
+                           f"file") from None
     image = np.asarray(image)
     if image.ndim not in (2, 3) or image.size == 0 or (image.ndim == 3 and image.shape[2] > 4):
         raise DatasetError(f"{path}: not a 2-D image (array of shape {image.shape}); replace or remove the file")
     return image
+
+
+def _read_problem(path, error):
+    """Why an image reader failed, in words that fit this file (the libraries' own advice, such as installing
+    another imageio plugin, does not)."""
+    text = " ".join(str(error).split())
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return "the file is empty"
+    if "CV_IO_MAX_IMAGE_PIXELS" in text:
+        return "its header declares more pixels than OpenCV reads (2^30)"
+    if "backend" in text or not text:
+        return "not an image in a format OpenCV or scikit-image reads"
+    return f"{type(error).__name__}: {text}"
 
 
 def as_float(image):

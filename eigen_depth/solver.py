@@ -129,6 +129,9 @@ class Solver:
         if self.type not in SOLVER_TYPES:
             raise PrototxtError(f"{self.path}: unknown solver type '{self.type}': use one of "
                                 f"{', '.join(SOLVER_TYPES)}")
+        if self.param.regularization_type not in ("L1", "L2"):
+            raise PrototxtError(f"{self.path}: unknown regularization_type '{self.param.regularization_type}': use "
+                                f"L1 or L2")
         if self.type == "Adam":  # its bias correction divides by 1 - momentum^t and takes sqrt(1 - momentum2^t)
             for name in ("momentum", "momentum2"):
                 if not 0 <= getattr(self.param, name) < 1:

@@ -254,6 +254,7 @@ def _more_bad_files(ws):
     (ws / "solver_ok.prototxt").write_text(solver + 'lr_policy: "fixed"\n')
     (ws / "solver_adam.prototxt").write_text(solver + 'lr_policy: "fixed"\ntype: "Adam"\nmomentum2: 2\n')
     (ws / "solver_inv.prototxt").write_text(solver + 'lr_policy: "inv"\ngamma: -1\npower: 0.5\n')
+    (ws / "solver_l3.prototxt").write_text(solver + 'lr_policy: "fixed"\nregularization_type: "L3"\n')
     (ws / "solver_lost_net.prototxt").write_text(solver.replace("train_in.prototxt", "lost.prototxt")
                                                  + 'lr_policy: "fixed"\n')
     state = schema.SolverState(iter=1, learned_net="gone_iter_1.caffemodel")
@@ -378,6 +379,8 @@ CASES = {
                               "solver_adam.prototxt: Adam's momentum2 must be in [0, 1) (got 2)"),
     "an lr_policy with no rate at some iteration": ("eigen-depth", ["train", "--solver", "solver_inv.prototxt"], 2,
                                                     "solver_inv.prototxt: lr_policy 'inv' with gamma -1"),
+    "an unknown regularization_type": ("eigen-depth", ["train", "--solver", "solver_l3.prototxt"], 2,
+                                       "solver_l3.prototxt: unknown regularization_type 'L3'"),
     "a solver naming a missing net": ("eigen-depth", ["train", "--solver", "solver_lost_net.prototxt"], 2,
                                       "solver_lost_net.prototxt: names the net 'lost.prototxt', which does not exist"),
     "a solverstate without its weights": ("eigen-depth", ["train", "--solver", "solver_ok.prototxt", "--snapshot",

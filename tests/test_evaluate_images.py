@@ -113,6 +113,22 @@ def test_an_unreadable_image_names_the_file(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     with pytest.raises(DatasetError, match="broken_colors.png"):
         images.load_rgb(str(path))
+    # the readers' own words where they fit, not their advice to install another plugin
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"empty.jpg: cannot read the image \(the file is empty\)"):
+        images.load_rgb(str(tmp_path / "empty.jpg"))
+    (tmp_path / "notes.jpg").write_text("words, not pixels")
+    with pytest.raises(DatasetError, match=r"notes.jpg: cannot read the image \(not an image in a format"):
+        images.load_rgb(str(tmp_path / "notes.jpg"))
+    # a PNG whose header declares 60000 x 60000 pixels (OpenCV stops above 2^30)
+    header = cv2.imencode(".png", np.zeros((1, 1), np.uint8))[1].tobytes()
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    (tmp_path / "huge.png").write_bytes(header[:8] + chunk + header[33:])
+    with pytest.raises(DatasetError, match=r"huge.png: cannot read the image \(its header declares more pixels"):
+        images.load_rgb(str(tmp_path / "huge.png"))
 
 
 def test_png_encoding_round_trips_gray_rgb_rgba_and_16_bit(tmp_path):

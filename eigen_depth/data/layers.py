@@ -111,7 +111,7 @@ class DataLayer(_SourceLayer):
         transform = self.param.transform_param
         records = open_records(param.source, settings, where, transform.force_color, transform.force_gray)
         transformer = CaffeTransformer(transform, self.phase, records.shape, settings.seed, data_param=param,
-                                       root=settings.resolved_root(), where=where)
+                                       root=settings.resolved_root(), where=f"{where}, {param.source}")
         rank, world_size = settings.shard()
         shuffle = settings.shuffle and self.phase == TRAIN  # TEST nets read in key order, as Caffe's
         order = RecordOrder(records.count, settings.seed, shuffle, rank, world_size, self._rand_skip(param, settings))
