@@ -310,3 +310,16 @@ def test_make_lmdb_keeps_a_mean_file_it_would_replace_unless_told_to_overwrite(t
     make_lmdb(tmp_path / "train", tmp_path / "out", mean_file=True, overwrite=True, workers=1, progress=False,
               log=lambda *a: None)
     assert blob_to_array(read_binaryproto(mean)).shape == (1, 3, 218, 298)
+
+
+def test_databases_of_two_builds_with_the_same_count_are_not_paired(tmp_path):
+    # the same 8-digit positions, other shuffles: record k of one build is another room than record k of the other
+    make_pairs(tmp_path / "pairs" / "train", count=4)
+    for seed in (1, 2):
+        make_lmdb(tmp_path / "pairs", tmp_path / f"out{seed}", seed=seed, workers=1, progress=False,
+                  log=lambda *a: None)
+    keys = [read_keys(tmp_path / f"out{seed}" / "train_color_298x218") for seed in (1, 2)]
+    assert [k[9:14] for k in keys[0]] != [k[9:14] for k in keys[1]]
+    check_paired([tmp_path / "out1" / "train_color_298x218", tmp_path / "out1" / "train_depth_37x27"])
+    with pytest.raises(DatasetError, match="are not paired: key"):
+        check_paired([tmp_path / "out1" / "train_color_298x218", tmp_path / "out2" / "train_depth_37x27"])

@@ -148,9 +148,20 @@ def key_index(key):
     return int(head) if len(head) == 8 and head.isdigit() else None
 
 
+def pair_stem(key):
+    """The pair a make_lmdb key names (`00000007_00042_colors.png` and `00000007_00042_depth.png`: `00042`), or
+    None for a key of another naming (any pair of those is taken as paired)."""
+    name = (key.decode("utf-8", "replace") if isinstance(key, bytes) else key).split("_", 1)[-1]
+    for suffix in (pairs_io.COLOR_SUFFIX, pairs_io.DEPTH_SUFFIX):
+        if name.endswith(suffix + ".png"):
+            return name[:-len(suffix + ".png")]
+    return None
+
+
 def check_paired(paths):
     """DatasetError unless the LMDBs hold the same number of records whose keys start with the same
-    8-digit positions, in the same order (what keeps two Data layers paired record by record)."""
+    8-digit positions, in the same order (what keeps two Data layers paired record by record), and name the
+    same pair where both follow make_lmdb's naming (`<stem>_colors.png`, `<stem>_depth.png`)."""
     readers = [LmdbReader(p) for p in paths]
     try:
         first = readers[0]
@@ -159,7 +170,8 @@ def check_paired(paths):
                 raise DatasetError(f"{other.path} holds {len(other)} records but {first.path} holds {len(first)}: "
                                    f"the two Data layers would drift apart; rebuild them together with make_lmdb.py")
             for a, b in zip(first.keys, other.keys):
-                if key_index(a) != key_index(b):
+                stems = {pair_stem(a), pair_stem(b)}
+                if key_index(a) != key_index(b) or (None not in stems and len(stems) > 1):
                     raise DatasetError(f"{first.path} and {other.path} are not paired: key {a!r} meets {b!r}; "
                                        f"rebuild them together with make_lmdb.py")
     finally:
