@@ -180,6 +180,17 @@ def test_layers_of_one_split_with_different_record_counts_are_refused(root, tmp_
             net()
 
 
+def test_layers_of_one_split_from_two_builds_with_the_same_count_are_refused(root, tmp_path):
+    # the sorted build's depth beside the shuffled build's colour: the same 7 records, other rooms at each position
+    import shutil
+    shutil.copytree(root / "lmdb" / "train_color_6x4", tmp_path / "lmdb" / "train_color_6x4")
+    shutil.copytree(root / "lmdb_sorted" / "train_depth_6x4", tmp_path / "lmdb" / "train_depth_6x4")
+    with data.using(root=str(tmp_path / "lmdb")):
+        with pytest.raises(DatasetError, match=r"which are not paired: key '\d{8}_\d{3}_depth.png' meets "
+                                               r"'\d{8}_\d{3}_colors.png'"):
+            net()
+
+
 def test_settings_belong_to_a_net_or_a_thread_not_the_process(lmdb_root, tmp_path):
     import threading
     before = data.current()

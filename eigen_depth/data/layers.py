@@ -29,6 +29,7 @@ from ..caffe.schema import DB, TRAIN
 from ..errors import DatasetError
 from ..layers.base import Layer, register
 from .hdf5 import HDF5Rows, HDF5Stream, read_source_list
+from .lmdb_io import first_unpaired
 from .loader import BatchLoader, RecordStream
 from .order import RecordOrder
 from .records import SOURCE_NAME, open_records, resolve_path
@@ -125,6 +126,7 @@ class DataLayer(_SourceLayer):
         """Data layers of one net reading one split (`<split>_color_...`, `<split>_depth_...` in one folder)
         form a pair (`pair_key`); the net calls check_paired_with on each pair."""
         self.source_where = records.where
+        self.record_keys = getattr(getattr(records, "reader", None), "keys", None)  # an LMDB's, in key order
         match = SOURCE_NAME.match(os.path.basename(os.path.normpath(param.source)))
         if match:
             folder = os.path.dirname(resolve_path(param.source, self.settings.resolved_root()))
@@ -137,6 +139,13 @@ class DataLayer(_SourceLayer):
                 f"layer '{self.name}' (Data) reads {self.record_count} records from {self.source_where} but layer "
                 f"'{other.name}' reads {other.record_count} from {other.source_where}: paired layers would drift "
                 f"apart; rebuild the databases together with make_lmdb.py")
+        if self.record_keys is not None and other.record_keys is not None:
+            unpaired = first_unpaired(self.record_keys, other.record_keys)
+            if unpaired:
+                raise DatasetError(
+                    f"layer '{self.name}' (Data) reads {self.source_where} and layer '{other.name}' reads "
+                    f"{other.source_where}, which are not paired: key {unpaired[0]!r} meets {unpaired[1]!r}; "
+                    f"rebuild the databases together with make_lmdb.py")
 
 
 @register("HDF5Data")

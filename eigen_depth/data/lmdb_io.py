@@ -158,6 +158,16 @@ def pair_stem(key):
     return None
 
 
+def first_unpaired(keys, other_keys):
+    """The first two keys at one position that do not start with the same 8-digit position or, where both follow
+    make_lmdb's naming, name different pairs; None when every position agrees."""
+    for a, b in zip(keys, other_keys):
+        stems = {pair_stem(a), pair_stem(b)}
+        if key_index(a) != key_index(b) or (None not in stems and len(stems) > 1):
+            return tuple(key.decode("utf-8", "replace") if isinstance(key, bytes) else key for key in (a, b))
+    return None
+
+
 def check_paired(paths):
     """DatasetError unless the LMDBs hold the same number of records whose keys start with the same
     8-digit positions, in the same order (what keeps two Data layers paired record by record), and name the
@@ -169,11 +179,10 @@ def check_paired(paths):
             if len(other) != len(first):
                 raise DatasetError(f"{other.path} holds {len(other)} records but {first.path} holds {len(first)}: "
                                    f"the two Data layers would drift apart; rebuild them together with make_lmdb.py")
-            for a, b in zip(first.keys, other.keys):
-                stems = {pair_stem(a), pair_stem(b)}
-                if key_index(a) != key_index(b) or (None not in stems and len(stems) > 1):
-                    raise DatasetError(f"{first.path} and {other.path} are not paired: key {a!r} meets {b!r}; "
-                                       f"rebuild them together with make_lmdb.py")
+            unpaired = first_unpaired(first.keys, other.keys)
+            if unpaired:
+                raise DatasetError(f"{first.path} and {other.path} are not paired: key {unpaired[0]!r} meets "
+                                   f"{unpaired[1]!r}; rebuild them together with make_lmdb.py")
     finally:
         for reader in readers:
             reader.close()
