@@ -162,8 +162,8 @@ def earlier_settings(folder, tool, settings, overwrite, advice="choose another o
     if earlier == now:
         return None
     if not overwrite:
-        changed = ", ".join(f"{key} {earlier.get(key)!r} (now {now.get(key)!r})" for key in sorted(set(earlier) | set(now))
-                            if earlier.get(key) != now.get(key))
+        changed = ", ".join(f"{key} {earlier.get(key)!r} (now {now.get(key)!r})"
+                            for key in sorted(set(earlier) | set(now)) if earlier.get(key) != now.get(key))
         raise OutputError(f"{folder}: holds outputs written with other settings ({changed}), which this run would "
                           f"mix with its own; {advice}, or pass --overwrite to replace them")
     return earlier
