@@ -15,6 +15,7 @@ paddings as a runtime computation), nodes, tensors and weights are named after t
 (`norm1/Mul`, `conv1/blob0`), the outputs carry their Caffe shapes, ONNX shape inference fills in every
 intermediate shape, and casts to a tensor's own type are dropped. None of this changes a value.
 """
+import contextlib
 import io
 import os
 import re
@@ -85,6 +86,68 @@ class _Graph(torch.nn.Module):
         return tuple(outputs[name] for name in self.net.output_names)
 
 
+class _Prefix(torch.nn.Module):
+    """The net up to layer `end`, every blob made so far an output (so that no layer is dead code): a probe of
+    which layer the exporter rejects."""
+
+    def __init__(self, net, end):
+        super().__init__()
+        self.net, self.end = net, end
+
+    def forward(self, *inputs):
+        feed = dict(zip(self.net.input_names, inputs))
+        blobs = self.net(feed, keep_blobs=True, end=self.end)
+        return tuple(value for name, value in blobs.items() if name not in feed)
+
+
+@contextlib.contextmanager
+def _exporter_log_held_back():
+    """torch's TorchScript exporter turns its log on for every export and, when it fails, writes the whole IR
+    graph to the process's standard output (file descriptor 1, from C++): held back while it exports, since
+    the error names what failed. (Output of other threads in those seconds is held back too.)"""
+    import sys
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 to redirect
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _first_rejected_layer(net, examples, opset):
+    """The first layer whose prefix of the net torch's exporter rejects (a binary search over the layers; each
+    probe exports without the weights), or None when every prefix exports."""
+    def rejected(index):
+        try:
+            with warnings.catch_warnings(), torch.no_grad(), _exporter_log_held_back():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(_Prefix(net, net.layers[index].name), examples, io.BytesIO(), dynamo=False,
+                                  opset_version=opset, export_params=False, do_constant_folding=False)
+        except EigenDepthError:
+            raise
+        except Exception:  # the exporter's own errors, as in export_model
+            return True
+        return False
+    low = next((i for i, layer in enumerate(net.layers) if layer.type_name != "Input"), None)
+    high = len(net.layers) - 1
+    if low is None or not rejected(high):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        if rejected(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return net.layers[low]
+
+
 def export_model(net, dynamic_batch=False, opset=None):
     """The checked onnx.ModelProto of a CaffeNet (see the module docstring); ExportError when the exporter
     or the checker rejects it."""
@@ -100,7 +163,7 @@ def export_model(net, dynamic_batch=False, opset=None):
     dynamic_axes = {name: {0: BATCH_AXIS_NAME} for name in names_in + names_out} if dynamic_batch else None
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _exporter_log_held_back():
             # The tracer warns about every Python-level shape check; the spatial sizes are the net's and
             # fixed, and the batch axis stays symbolic where it matters (Reshape's 0 copies it).
             warnings.simplefilter("ignore")
@@ -110,8 +173,12 @@ def export_model(net, dynamic_batch=False, opset=None):
     except EigenDepthError:
         raise
     except Exception as error:  # the exporter raises many types (RuntimeError, OnnxExporterError, ...)
-        raise ExportError(f"{net.source}: torch's ONNX exporter failed at opset {opset}: "
-                          f"{type(error).__name__}: {' '.join(str(error).split())}") from None
+        reason = f"{type(error).__name__}: {' '.join(str(error).split())}"
+        layer = _first_rejected_layer(net, examples, opset)
+        if layer is not None:
+            raise ExportError(f"{net.source}: layer '{layer.name}' ({layer.type_name}) cannot be exported by torch's "
+                              f"ONNX exporter at opset {opset} ({reason})") from None
+        raise ExportError(f"{net.source}: torch's ONNX exporter failed at opset {opset}: {reason}") from None
     model = onnx.load_from_string(buffer.getvalue())
     del buffer
     model.producer_name = "eigen_depth"

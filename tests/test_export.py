@@ -239,3 +239,22 @@ def test_export_replaces_the_file_and_leaves_no_temporary(tmp_path, caffemodel_f
     to_onnx(GRADIENT, caffemodel_for(GRADIENT), out)
     assert os.listdir(tmp_path) == ["model.onnx"]
     onnx.checker.check_model(str(out), full_check=True)
+
+
+def test_a_layer_the_exporter_rejects_is_named_and_its_graph_dump_held_back(tmp_path, capfd):
+    # torch's exporter has no ONNX form for ArgMax's sort at this opset; the layers before and after it export
+    model = tmp_path / "argmax.prototxt"
+    model.write_text(
+        'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 4 dim: 4 } } }\n'
+        'layer { name: "c" type: "Convolution" bottom: "x" top: "c"\n'
+        '        convolution_param { num_output: 2 kernel_size: 1 } }\n'
+        'layer { name: "best" type: "ArgMax" bottom: "c" top: "a" }\n'
+        'layer { name: "r" type: "ReLU" bottom: "c" top: "r" }\n')
+    write_random_caffemodel(str(model), str(tmp_path / "argmax.caffemodel"), seed=1)
+    status = cli.main(["export-onnx", "--model", str(model), "--weights", str(tmp_path / "argmax.caffemodel"),
+                       "--out", str(tmp_path / "argmax.onnx")])
+    out, err = capfd.readouterr()
+    assert status == 2 and out == ""                  # torch's IR dump went to file descriptor 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "argmax.prototxt: layer 'best' (ArgMax) cannot be exported" in lines[0]
+    assert not (tmp_path / "argmax.onnx").exists()
