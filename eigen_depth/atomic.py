@@ -86,6 +86,13 @@ def _import_umask():
 _IMPORT_UMASK = _import_umask()
 
 
+def aside_name(path):
+    """A free hidden name beside `path` (`.<name>.<random>.old`) to move it to while its successor goes in."""
+    import secrets
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.{secrets.token_hex(6)}.old")
+
+
 def write_durable(path, data):
     """Writes `data` to `path` in place and fsyncs it: for files inside a folder that readers see only once
     it is complete and renamed into place (the folder is then what appears atomically)."""

@@ -142,7 +142,7 @@ def output_name(stem, kind, attempt=0):
 
 
 # -- the settings a data tool wrote a folder with ---------------------------------------------------------------
-def earlier_settings(folder, tool, settings, overwrite, advice="choose another output folder"):
+def earlier_settings(folder, tool, settings, overwrite):
     """For a data tool that skips the outputs already in `folder` (so that a rerun resumes where one stopped):
     the settings its hidden record (SETTINGS) says the folder was written with, when they differ from
     `settings`; None for a folder without a record or written with the same. Files of other settings are
@@ -157,7 +157,7 @@ def earlier_settings(folder, tool, settings, overwrite, advice="choose another o
         earlier = {"tool": data["tool"], **data["settings"]}
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise OutputError(f"{path}: not a record of a data tool's settings ({' '.join(str(error).split())}); "
-                          f"move it away or {advice}") from None
+                          f"move it away or choose another output folder") from None
     now = json.loads(json.dumps({"tool": tool, **settings}))
     if earlier == now:
         return None
@@ -165,7 +165,7 @@ def earlier_settings(folder, tool, settings, overwrite, advice="choose another o
         changed = ", ".join(f"{key} {earlier.get(key)!r} (now {now.get(key)!r})"
                             for key in sorted(set(earlier) | set(now)) if earlier.get(key) != now.get(key))
         raise OutputError(f"{folder}: holds outputs written with other settings ({changed}), which this run would "
-                          f"mix with its own; {advice}, or pass --overwrite to replace them")
+                          f"mix with its own; choose another output folder, or pass --overwrite to replace them")
     return earlier
 
 

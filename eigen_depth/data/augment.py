@@ -235,7 +235,7 @@ def augment_folder(in_dir, out_dir, recipe, seed=0, crop=(CROP_WIDTH, CROP_HEIGH
     jobs = [(pair, plan_frame(pair, recipe, seed, tuple(crop))) for pair in pairs]
     settings = {"input": os.path.abspath(os.fspath(in_dir)), "recipe": recipe, "seed": int(seed),
                 "crop": [int(c) for c in crop], "depth_resampling": depth_resampling}
-    earlier = earlier_settings(out_dir, "augment", settings, overwrite) if os.path.isdir(out_dir) else None
+    earlier = earlier_settings(out_dir, "augment", settings, overwrite)
     make_folder(out_dir)
     _remove_outputs(out_dir, earlier)
     record_settings(out_dir, "augment", settings)
@@ -267,10 +267,7 @@ def _remove_outputs(out_dir, earlier):
     with open(table, newline="", encoding="utf-8") as handle:
         names = [row["output"] for row in csv.DictReader(handle) if row.get("output")]
     for name in names:
-        for suffix in (pairs_io.COLOR_SUFFIX, pairs_io.DEPTH_SUFFIX):
-            path = os.path.join(out_dir, f"{os.path.basename(name)}{suffix}.png")
-            if os.path.isfile(path):
-                os.unlink(path)
+        pairs_io.remove_pair(out_dir, os.path.basename(name))
     os.unlink(table)
 
 

@@ -126,7 +126,7 @@ class DataLayer(_SourceLayer):
         """Data layers of one net reading one split (`<split>_color_...`, `<split>_depth_...` in one folder)
         form a pair (`pair_key`); the net calls check_paired_with on each pair."""
         self.source_where = records.where
-        self.record_keys = getattr(getattr(records, "reader", None), "keys", None)  # an LMDB's, in key order
+        self.record_keys = getattr(records, "keys", None)  # an LMDB's, in key order (other sources have none)
         match = SOURCE_NAME.match(os.path.basename(os.path.normpath(param.source)))
         if match:
             folder = os.path.dirname(resolve_path(param.source, self.settings.resolved_root()))

@@ -18,13 +18,12 @@ folder of data.mdb and lock.mdb), never another file or folder.
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import weakref
 
 import numpy as np
 
-from ..atomic import make_folder
+from ..atomic import aside_name, make_folder
 from ..caffe import decode_datum, encode_datum, encoded_datum
 from ..errors import DatasetError, OutputError
 from ..inputs import listing
@@ -285,10 +284,8 @@ def install_together(writers):
             writer.finish()
         try:
             for writer in writers:
-                asides.append(None)
-                if os.path.lexists(writer.path):
-                    asides[-1] = tempfile.mkdtemp(prefix=f".{os.path.basename(writer.path)}.", suffix=".old",
-                                                  dir=os.path.dirname(writer.path))
+                asides.append(aside_name(writer.path) if os.path.lexists(writer.path) else None)
+                if asides[-1] is not None:
                     os.replace(writer.path, asides[-1])
                 os.replace(writer.partial, writer.path)
         except BaseException:
@@ -309,11 +306,8 @@ def _move_back(writers, asides):
     for writer, aside in reversed(list(zip(writers, asides))):
         if not os.path.exists(writer.partial) and os.path.isdir(writer.path):
             os.replace(writer.path, writer.partial)
-        if aside is not None:
-            if not os.path.exists(writer.path):
-                os.replace(aside, writer.path)
-            elif os.path.isdir(aside) and not os.listdir(aside):
-                os.rmdir(aside)
+        if aside is not None and os.path.lexists(aside) and not os.path.lexists(writer.path):
+            os.replace(aside, writer.path)
 
 
 def read_list_file(path):

@@ -199,13 +199,13 @@ def convert_nyu(labeled, splits, out, split="test", full=False, depth_format="pn
     chosen = ("test", "train") if split == "both" else (split,)
     settings = {"labeled": os.path.abspath(os.fspath(labeled)), "splits": os.path.abspath(os.fspath(splits)),
                 "depth_key": depth_key, "full": bool(full), "depth_format": depth_format}
-    if os.path.isdir(os.fspath(out)):
-        earlier_settings(os.fspath(out), "convert_nyu", settings, overwrite)
-    make_folder(os.fspath(out))
-    record_settings(os.fspath(out), "convert_nyu", settings)
+    out = os.fspath(out)
+    earlier_settings(out, "convert_nyu", settings, overwrite)
+    make_folder(out)
+    record_settings(out, "convert_nyu", settings)
     jobs = []
     for name in chosen:
-        folder = os.path.join(os.fspath(out), name)
+        folder = os.path.join(out, name)
         make_folder(folder)
         jobs.extend((int(index), folder) for index in indices[name])
     started = time.perf_counter()

@@ -171,14 +171,27 @@ def write_png(path, image, rgb=True, compression=3):
         handle.write(encoded.tobytes())
 
 
+def pair_paths(folder, stem):
+    """(`<stem>_colors.png`, `<stem>_depth.png`) in folder."""
+    return tuple(os.path.join(folder, f"{stem}{suffix}.png") for suffix in (COLOR_SUFFIX, DEPTH_SUFFIX))
+
+
 def write_pair(folder, stem, color_rgb, depth_m=None, depth_pixels=None, depth_format="png8"):
     """Writes `<stem>_colors.png` and `<stem>_depth.png` into folder (depth from meters or ready pixels)."""
     if depth_pixels is None:
         depth_pixels = encode_depth(depth_m, depth_format)
-    write_png(os.path.join(folder, f"{stem}{COLOR_SUFFIX}.png"), color_rgb, rgb=True)
-    write_png(os.path.join(folder, f"{stem}{DEPTH_SUFFIX}.png"), depth_pixels)
+    color_path, depth_path = pair_paths(folder, stem)
+    write_png(color_path, color_rgb, rgb=True)
+    write_png(depth_path, depth_pixels)
 
 
 def pair_done(folder, stem):
     """True when both files of the pair exist (files are written atomically, so they are complete)."""
-    return all(os.path.exists(os.path.join(folder, f"{stem}{suffix}.png")) for suffix in (COLOR_SUFFIX, DEPTH_SUFFIX))
+    return all(os.path.exists(path) for path in pair_paths(folder, stem))
+
+
+def remove_pair(folder, stem):
+    """Removes the pair's files that exist."""
+    for path in pair_paths(folder, stem):
+        if os.path.isfile(path):
+            os.unlink(path)

@@ -45,6 +45,7 @@ class LmdbRecords:
         self.reader = LmdbReader(path)
         self.where = self.reader.path
         self.count = len(self.reader)
+        self.keys = self.reader.keys
         self._flags = None
         if force_color or force_gray:
             import cv2

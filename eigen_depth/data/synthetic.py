@@ -804,12 +804,11 @@ def _remove_scenes(out, earlier):
     if not earlier or earlier.get("tool") != "make_synthetic":
         return
     if earlier.get("format") == "nyu-mat":
-        paths = [os.path.join(out, LABELED_NAME), os.path.join(out, SPLITS_NAME)]
-    else:
-        tests, trains = split_indices(earlier["count"], earlier["seed"], earlier["test_fraction"])
-        paths = [os.path.join(out, name, f"{index:05d}{suffix}.png") for name, indices in (("train", trains),
-                                                                                            ("test", tests))
-                 for index in indices for suffix in (pairs_io.COLOR_SUFFIX, pairs_io.DEPTH_SUFFIX)]
-    for path in paths:
-        if os.path.isfile(path):
-            os.unlink(path)
+        for path in (os.path.join(out, LABELED_NAME), os.path.join(out, SPLITS_NAME)):
+            if os.path.isfile(path):
+                os.unlink(path)
+        return
+    tests, trains = split_indices(earlier["count"], earlier["seed"], earlier["test_fraction"])
+    for name, indices in (("train", trains), ("test", tests)):
+        for index in indices:
+            pairs_io.remove_pair(os.path.join(out, name), f"{index:05d}")

@@ -7,14 +7,13 @@ import io
 import json
 import math
 import os
-import secrets
 import shutil
 import tempfile
 
 import numpy as np
 
 from .. import images, metrics
-from ..atomic import atomic_write, sync_folder, write_durable
+from ..atomic import aside_name, atomic_write, sync_folder, write_durable
 from ..constants import (GRADIENT_METRICS, STANDARD_HIGHER_IS_BETTER, STANDARD_METRICS, THESIS_HIGHER_IS_BETTER,
                          THESIS_METRICS, TOP_COUNT)
 from ..errors import OutputError
@@ -71,7 +70,7 @@ class SnapshotFolder:
         sync_folder(self.path)
         old = None
         if os.path.lexists(self.final):
-            old = os.path.join(self.parent, f".{os.path.basename(self.final)}.{secrets.token_hex(6)}.old")
+            old = aside_name(self.final)
             os.replace(self.final, old)
         try:
             os.replace(self.path, self.final)
