@@ -3,10 +3,12 @@ any other, at its own input size) on random weights: eigen_depth
 against OpenCV's Caffe runtime (cv2.dnn) and, when it is installed, onnxruntime on our ONNX export,
 side by side in one run, at batch 1 and batch 16.
 
-    python benchmarks/forward.py [--iterations 10] [--device cpu|cuda] [--model P] [--layout auto|nhwc|nchw]
+    python benchmarks/forward.py [--iterations 10] [--device cpu|cuda] [--model P]
+                                 [--layout auto|nhwc|nchw|winograd] [--no-winograd]
 
 Ours runs with the evaluator's default layout (--layout auto: the convolutions' layouts tuned over the first
-calls, eigen_depth.layout); with auto it is also timed all-NHWC and all-NCHW in the same run.
+calls, Winograd's algorithm among them unless --no-winograd, eigen_depth.layout); with auto it is also timed
+all-NHWC, all-NCHW and all-Winograd in the same run, and its output is compared with the all-NCHW direct one's.
 
 Goals on CPU: batch-1 forward <= 0.7x OpenCV's time; batch-16 per image <= 0.6x OpenCV's.
 """
@@ -37,8 +39,10 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--batches", default="1,16")
-    parser.add_argument("--layout", choices=("auto", "nhwc", "nchw"), default="auto",
+    parser.add_argument("--layout", choices=("auto", "nhwc", "nchw", "winograd"), default="auto",
                         help="our convolutions' memory layout (default auto, as the evaluator and predict)")
+    parser.add_argument("--no-winograd", dest="winograd", action="store_false",
+                        help="auto leaves Winograd's algorithm out, as the evaluator's --no-winograd")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="eigen_depth_forward_") as folder:  # a caffemodel and its export
         compare(args, folder)
@@ -89,20 +93,27 @@ def compare(args, folder):
             return result
 
         layout_text = ""
-        if args.layout == "auto":  # the fixed layouts first, then the tuned one (its two tuning calls timed apart)
+        if args.layout == "auto":  # the fixed layouts first, then the tuned one (its tuning calls timed apart)
             fixed = {}
-            for name in ("nhwc", "nchw"):
+            direct = None
+            for name in ("nhwc", "nchw", "winograd") if args.winograd else ("nhwc", "nchw"):
                 layouts.apply(net, name)
                 fixed[name] = per_image(ours, batch, args.iterations)
-            tuner = layouts.LayoutTuner(net)
+                if name == "nchw":
+                    direct = ours().cpu().numpy()
+            tuner = layouts.LayoutTuner(net, winograd=args.winograd)
             start, calls = time.perf_counter(), 0
             while tuner.choice is None:
                 tuner.run(ours, batch)
                 calls += 1
             tuning = time.perf_counter() - start
             chosen = list(tuner.choice.values())
-            layout_text = (f"; tuned {chosen.count('nchw')} of {len(chosen)} convolutions NCHW in {calls} calls, "
-                           f"{tuning:.2f} s; all-NHWC {fixed['nhwc']:.4f} s/img, all-NCHW {fixed['nchw']:.4f}")
+            from_direct = np.abs(ours().cpu().numpy() - direct).max() / np.abs(direct).max()
+            layout_text = (f"; tuned {chosen.count('nchw')} NCHW, {chosen.count('winograd')} Winograd of "
+                           f"{len(chosen)} convolutions in {calls} calls, {tuning:.2f} s, {from_direct:.1e} from "
+                           f"the all-NCHW direct output; "
+                           + ", ".join(f"all-{name.upper() if name != 'winograd' else 'Winograd'} {s:.4f} s/img"
+                                       for name, s in fixed.items()))
         else:
             layouts.apply(net, args.layout)
 

@@ -90,12 +90,14 @@ def build_deploy_net(prototxt):
     return CaffeNet(read_net(prototxt), phase="TEST", source=os.fspath(prototxt), fill=False).eval()
 
 
-def load_model(snapshot, device, output_blob=None, kind="depth", cache=None, fuse=True, layout="auto"):
+def load_model(snapshot, device, output_blob=None, kind="depth", cache=None, fuse=True, layout="auto",
+               winograd=True):
     """Builds the snapshot's deploy net in the TEST phase, loads its weights (every layer with weights must
     find them in the caffemodel: a mismatching prototxt is an error, not random weights) and moves it to
     `device`. Raises EigenDepthError with a one-line reason. cache: a ModelLoader whose last net is reused
     when the prototxt is the same (only the weights are replaced, the layouts chosen so far are kept).
-    fuse: CaffeNet's (eigen_depth.fusion). layout: the convolutions' memory layout (eigen_depth.layout)."""
+    fuse: CaffeNet's (eigen_depth.fusion). layout: the convolutions' memory layout (eigen_depth.layout);
+    winograd: whether "auto" may choose Winograd's algorithm."""
     from .caffe.io import read_text
     if not os.path.isfile(snapshot.prototxt):
         raise DatasetError(f"no {os.path.basename(snapshot.prototxt)} beside {os.path.basename(snapshot.caffemodel)} "
@@ -123,24 +125,23 @@ def load_model(snapshot, device, output_blob=None, kind="depth", cache=None, fus
     # file is held by reference cycles until a collection: collected now, the pages read leave memory.
     net.copy_from(snapshot.caffemodel, strict=True, share=False)
     gc.collect()
-    tuner = _set_layouts(net, device, layout, tuner)
+    tuner = _set_layouts(net, device, layout, tuner, winograd)
     if cache is not None:
         cache.key, cache.net, cache.tuner = key, net, tuner
     inputs = list(net.input_names)
     return Model(net, INPUT_BLOB if INPUT_BLOB in inputs else inputs[0], name, device, tuner)
 
 
-def _set_layouts(net, device, layout, tuner):
+def _set_layouts(net, device, layout, tuner, winograd=True):
     """Puts the convolutions in `layout`; for "auto" on the CPU returns the LayoutTuner that chooses (the one
     given, when the net is reused), elsewhere channels-last (NHWC), as "auto" was before it was tuned."""
     from . import layout as layouts
-    if layout not in layouts.LAYOUTS:
-        raise ValueError(f"layout must be one of {layouts.LAYOUTS}, not {layout!r}")
+    layouts.check_options(layout, winograd)
     if layout != "auto" or getattr(device, "type", str(device)) != "cpu":
         layouts.apply(net, "nhwc" if layout == "auto" else layout)
         return None
     if tuner is None:
-        return layouts.LayoutTuner(net)
+        return layouts.LayoutTuner(net, winograd=winograd)
     if tuner.choice is not None:  # the weights were copied into the blobs as they were: this only makes sure
         layouts.apply(net, tuner.choice)
     return tuner
@@ -150,10 +151,13 @@ class ModelLoader:
     """The default loader of a run: load_model keeping the last net, so that snapshots of one training run
     (same prototxt) build it once."""
 
-    def __init__(self, fuse=True, layout="auto"):
+    def __init__(self, fuse=True, layout="auto", winograd=True):
+        from .layout import check_options
+        check_options(layout, winograd)  # before any snapshot is read
         self.key = self.net = self.tuner = None
-        self.fuse, self.layout = fuse, layout
+        self.fuse, self.layout, self.winograd = fuse, layout, winograd
 
     def __call__(self, snapshot, device, output_blob=None, kind="depth"):
-        return load_model(snapshot, device, output_blob, kind, cache=self, fuse=self.fuse, layout=self.layout)
+        return load_model(snapshot, device, output_blob, kind, cache=self, fuse=self.fuse, layout=self.layout,
+                          winograd=self.winograd)
 

@@ -1,19 +1,25 @@
-"""The memory layout of a net's convolutions on the CPU, chosen layer by layer: NCHW or channels-last (NHWC).
+"""The memory layout of a net's convolutions on the CPU, chosen layer by layer: NCHW, channels-last (NHWC), or
+Winograd's algorithm (eigen_depth.winograd: 3x3 and 5x5 convolutions of stride 1, on NCHW tiles).
 
 Which layout runs a convolution faster depends on its shape and on the CPU. On a CPU with AVX2 only, oneDNN's
 NHWC kernels lose to its blocked NCHW ones on large 5x5 convolutions (the thesis's gradient net), while
 NHWC wins on the first convolutions and on the pooling after them. `LayoutTuner` times every convolution of
-a model in both layouts over its first equal batches, then the net with each in its faster layout, and keeps
+a model in each layout over its first equal batches, then the net with each in its fastest layout, and keeps
 whichever whole net ran fastest; a layer converts its input to its layout (a copy only where two neighbours
-differ). The values are the same up to float rounding: the order of the sums differs.
+differ). The values are the same up to float rounding: the order of the sums differs (Winograd's transforms
+round more, eigen_depth.winograd).
 
-Layouts, as the options name them: "nhwc" (channels-last everywhere), "nchw", and "auto" (tuned)."""
+Layouts, as the options name them: "nhwc" (channels-last everywhere), "nchw", "winograd" (Winograd's algorithm
+where a convolution allows it, NCHW elsewhere), and "auto" (tuned: Winograd's algorithm among the candidates
+unless told otherwise)."""
 import time
 
 import torch
 
-LAYOUTS = ("auto", "nhwc", "nchw")
-FORMATS = {"nhwc": torch.channels_last, "nchw": torch.contiguous_format}
+from .errors import EigenDepthError
+
+LAYOUTS = ("auto", "nhwc", "nchw", "winograd")
+FORMATS = {"nhwc": torch.channels_last, "nchw": torch.contiguous_format, "winograd": torch.contiguous_format}
 
 
 def convolutions(net):
@@ -21,28 +27,62 @@ def convolutions(net):
     return [layer for layer in net.layers if hasattr(layer, "memory_format")]
 
 
+def check_options(layout, winograd):
+    """Refuses a layout that is not one of LAYOUTS (ValueError), and the winograd layout with Winograd's
+    algorithm turned off (one line)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
+    if layout == "winograd" and not winograd:
+        raise EigenDepthError("--layout winograd asks for Winograd's algorithm and --no-winograd turns it off: "
+                              "give one of them")
+
+
+def winograd_eligible(layer):
+    """Whether Winograd's algorithm can compute the layer (a Convolution of a shape it handles)."""
+    return hasattr(layer, "winograd_eligible") and layer.winograd_eligible()
+
+
 def apply(net, layouts):
-    """Puts each convolution in its layout: {layer name: "nhwc" | "nchw"}, or one layout for all."""
+    """Puts each convolution in its layout: {layer name: "nhwc" | "nchw" | "winograd"}, or one layout for all
+    ("winograd" is NCHW for a layer it cannot compute). Winograd's filters are made again from the weights as
+    they are: after writing weights in a way torch does not count (through numpy or `.data`), apply again."""
     for layer in convolutions(net):
         layout = layouts if isinstance(layouts, str) else layouts[layer.name]
         layer.memory_format = FORMATS[layout]
         layer.to(memory_format=FORMATS[layout])
+        if hasattr(layer, "drop_winograd"):
+            layer.drop_winograd()
+        if layout == "winograd" and winograd_eligible(layer):
+            layer.winograd = True
+            layer.winograd_filters()  # transformed now from the weights as they are, not in the timed forward
+
+
+def described(net, layouts):
+    """{layer name: layout} with "winograd" only where a layer runs that way (else "nchw")."""
+    by_name = {layer.name: layer for layer in convolutions(net)}
+    return {name: "nchw" if layout == "winograd" and not winograd_eligible(by_name[name]) else layout
+            for name, layout in layouts.items()}
 
 
 class LayoutTuner:
     """Chooses the convolutions' layouts from the model's own first batches, while they are of one size:
-    four run all-NHWC, all-NCHW, all-NHWC, all-NCHW (each layout's best time counts: the first call of a run
-    also pays for warming up), every convolution's segment timed; when the faster layout differs between
-    segments, a fifth runs each segment in its faster one. The fastest of the (up to) three whole runs is kept,
-    so a mixed net whose conversions between layouts cost more than they save is not. A convolution's segment
-    is the convolution and the layers after it up to the next one (its ReLU, LRN and pooling run in the layout
-    it leaves). A smaller batch ends the tuning with the best so far (channels-last when none was timed).
-    clock: seconds (tests pass their own)."""
+    they run all-NHWC, all-NCHW, all-Winograd (where a convolution allows it), then the three again (each
+    layout's best time counts: the first call of a run also pays for warming up and for transforming the
+    filters), every convolution's segment timed; when the fastest layout differs between segments, one more
+    runs each segment in its fastest. The fastest of the whole runs is kept, so a mixed net whose conversions
+    between layouts cost more than they save is not. A convolution's segment is the convolution and the layers
+    after it up to the next one (its ReLU, LRN and pooling run in the layout it leaves). A smaller batch ends
+    the tuning with the best so far (channels-last when none was timed). winograd=False, or a net without a
+    convolution Winograd's algorithm computes, leaves it out (four runs). clock: seconds (tests pass their own)."""
     TRIALS = ("nhwc", "nchw", "nhwc", "nchw")
+    TRIALS_WINOGRAD = ("nhwc", "nchw", "winograd", "nhwc", "nchw", "winograd")
 
-    def __init__(self, net, clock=time.perf_counter):
+    def __init__(self, net, clock=time.perf_counter, winograd=True):
         self.net, self.clock = net, clock
         self.names = [layer.name for layer in convolutions(net)]
+        self.eligible = {layer.name for layer in convolutions(net) if winograd_eligible(layer)}
+        if winograd and self.eligible:
+            self.TRIALS = self.TRIALS_WINOGRAD
         self.segments = {}         # layout -> {convolution name: least seconds of its segment}
         self.totals = {}           # "nhwc" / "nchw" / "mixed" -> least seconds of a whole forward
         self.mixed = None          # {convolution name: layout}: each segment's faster layout
@@ -66,6 +106,8 @@ class LayoutTuner:
             seconds = dict.fromkeys(self.names, 0.0)
             with _SegmentTimer(self.net, seconds, self.clock):
                 result, total = self._timed(forward)
+            if layout == "winograd":  # the others ran in NCHW: their times count for that layout only
+                seconds = {name: value for name, value in seconds.items() if name in self.eligible}
             best = self.segments.setdefault(layout, seconds)
             for name, value in seconds.items():
                 best[name] = min(best[name], value)
@@ -73,7 +115,8 @@ class LayoutTuner:
             self.calls += 1
             if self.calls == len(self.TRIALS):
                 self.mixed = choose(self.segments)
-                if len(set(self.mixed.values())) < 2:
+                mixed = described(self.net, self.mixed)
+                if any(mixed == described(self.net, dict.fromkeys(self.names, layout)) for layout in self.segments):
                     self._finish()
             return result
         apply(self.net, self.mixed)
@@ -88,7 +131,8 @@ class LayoutTuner:
 
     def _finish(self):
         best = min(self.totals, key=self.totals.get) if self.totals else self.TRIALS[0]
-        self.choice = dict(self.mixed) if best == "mixed" else dict.fromkeys(self.names, best)
+        choice = dict(self.mixed) if best == "mixed" else dict.fromkeys(self.names, best)
+        self.choice = described(self.net, choice)
         apply(self.net, self.choice)
 
 
@@ -122,8 +166,9 @@ class _SegmentTimer:
 
 
 def choose(seconds):
-    """{layer: the layout in which it took least time} from {layout: {layer: seconds}} (ties: the first
-    layout's)."""
+    """{layer: the layout in which it took least time} from {layout: {layer: seconds}}, over the layouts that
+    timed the layer (ties: the first layout's)."""
     layouts = list(seconds)
-    return {name: min(layouts, key=lambda layout: (seconds[layout][name], layouts.index(layout)))
+    return {name: min((layout for layout in layouts if name in seconds[layout]),
+                      key=lambda layout: (seconds[layout][name], layouts.index(layout)))
             for name in seconds[layouts[0]]}

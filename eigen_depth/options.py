@@ -121,6 +121,7 @@ def add_inference(parser, output_default="depth-refine, else depth", log=True):
     add_convention(parser, output=log)
     add_fuse(parser)
     add_layout(parser)
+    add_winograd(parser)
 
 
 def add_fuse(parser):
@@ -134,7 +135,16 @@ def add_layout(parser):
     parser.add_argument("--layout", choices=LAYOUTS, default="auto",
                         help="memory layout of the convolutions on the CPU: auto (default) times each one in both "
                              "layouts over the first batches and keeps the fastest net; nhwc (channels-last) or "
-                             "nchw for all, the same numbers in every run (the layouts differ by float rounding)")
+                             "nchw for all, the same numbers in every run (the layouts differ by float rounding); "
+                             "winograd: Winograd's algorithm for every 3x3 and 5x5 convolution of stride 1, nchw "
+                             "for the others")
+
+
+def add_winograd(parser):
+    parser.add_argument("--no-winograd", dest="winograd", action="store_false",
+                        help="--layout auto leaves Winograd's algorithm out: it computes 3x3 and 5x5 convolutions "
+                             "with fewer multiplications but rounds more (within about 1e-5 of a layer's largest "
+                             "output, against 3e-7 directly)")
 
 
 def _image_size(text, order):

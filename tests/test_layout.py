@@ -1,6 +1,7 @@
 """The convolutions' memory layout chosen layer by layer (eigen_depth.layout): the choice follows hand-set
-layer times (a clock that only the layers move), a net in mixed layouts gives OpenCV's Caffe numbers, and the
-loader and test_depth keep or tune the layouts as their option says."""
+layer times (a clock that only the layers move), with or without Winograd's algorithm among the candidates, a
+net in mixed layouts gives OpenCV's Caffe numbers, and the loader and test_depth keep or tune the layouts as
+their options say."""
 import os
 
 import numpy as np
@@ -38,11 +39,14 @@ def inputs(batch=2):
 
 
 def layouts_of(net):
-    """{convolution: layout} as its weights and the layout it puts its input in say."""
+    """{convolution: layout} as its weights, the layout it puts its input in and its Winograd flag say."""
     found = {}
     for layer in layout.convolutions(net):
         assert layer.blobs[0].is_contiguous(memory_format=layer.memory_format)
         found[layer.name] = "nhwc" if layer.memory_format == torch.channels_last else "nchw"
+        if getattr(layer, "winograd", False):
+            assert found[layer.name] == "nchw"
+            found[layer.name] = "winograd"
     return found
 
 
@@ -59,6 +63,7 @@ class CostClock:
             if layer.name in CONVOLUTIONS:
                 previous = None if layer.name == CONVOLUTIONS[0] else self.current
                 self.current = "nhwc" if layer.memory_format == torch.channels_last else "nchw"
+                self.current = "winograd" if getattr(layer, "winograd", False) else self.current
                 self.now += switch if previous not in (None, self.current) else 0.0
             self.now += cost.get((layer.name, self.current), 0.0)
         for layer in net.layers:
@@ -77,8 +82,8 @@ COST = {("c1", "nhwc"): 5.0, ("c1", "nchw"): 4.0, ("p1", "nhwc"): 1.0, ("p1", "n
 MIXED = {"c1": "nhwc", "c2": "nchw", "c3": "nhwc", "up": "nhwc", "c4": "nhwc"}
 
 
-def tune(net, clock, batches):
-    tuner = layout.LayoutTuner(net, clock=clock)
+def tune(net, clock, batches, winograd=False):
+    tuner = layout.LayoutTuner(net, clock=clock, winograd=winograd)
     with torch.no_grad():
         for batch in batches:
             tuner.run(lambda: net({"X": torch.from_numpy(inputs(batch))}), batch)
@@ -92,7 +97,7 @@ def test_choose_keeps_the_faster_layout_of_each_segment_and_the_first_on_a_tie()
 
 def test_the_tuner_times_both_layouts_then_the_mixed_net_and_keeps_the_mixed_one_when_it_is_fastest():
     net = make_net()
-    tuner = layout.LayoutTuner(net, clock=CostClock(net, COST, switch=0.25))
+    tuner = layout.LayoutTuner(net, clock=CostClock(net, COST, switch=0.25), winograd=False)
     assert set(layouts_of(net).values()) == {"nhwc"}
     x = torch.from_numpy(inputs())
     seen = []
@@ -118,7 +123,7 @@ def test_a_mixed_net_whose_conversions_cost_more_than_they_save_is_not_kept():
 def test_a_smaller_batch_ends_the_tuning_with_the_best_so_far():
     net = make_net()
     ticks = []
-    tuner = layout.LayoutTuner(net, clock=lambda: ticks.append(1) or 0.0)
+    tuner = layout.LayoutTuner(net, clock=lambda: ticks.append(1) or 0.0, winograd=False)
     with torch.no_grad():
         tuner.run(lambda: net({"X": torch.from_numpy(inputs(2))}), 2)
         timed = len(ticks)
@@ -128,6 +133,37 @@ def test_a_smaller_batch_ends_the_tuning_with_the_best_so_far():
     net = make_net()
     tuner = tune(net, CostClock(net, COST), [2, 2, 1])
     assert tuner.choice == dict.fromkeys(CONVOLUTIONS, "nchw") and layouts_of(net) == tuner.choice
+
+
+# Winograd's algorithm computes c2 (3x3, pad 1, group 2) and c3 (3x3): c2 and its ReLU take 1.5 there, c3 0.5.
+# Whole runs: all-NHWC 14, all-NCHW 11.5, all-Winograd (c1, up and c4 in NCHW) 7 + 1.5 + 0.5 = 9; mixed: c1's
+# segment in NHWC (6), c2 and c3 by Winograd, the rest in NHWC (the first layout wins a tie): 8.
+COST_WINOGRAD = {**COST, ("c2", "winograd"): 1.0, ("r2", "winograd"): 0.5, ("c3", "winograd"): 0.5}
+MIXED_WINOGRAD = {"c1": "nhwc", "c2": "winograd", "c3": "winograd", "up": "nhwc", "c4": "nhwc"}
+
+
+def test_the_tuner_times_winograd_where_it_applies_and_keeps_it_where_it_is_fastest():
+    net = make_net()
+    tuner = layout.LayoutTuner(net, clock=CostClock(net, COST_WINOGRAD))
+    x = torch.from_numpy(inputs())
+    seen = []
+    with torch.no_grad():
+        for _ in range(7):
+            tuner.run(lambda: net({"X": x}), 2)
+            seen.append(layouts_of(net))
+    all_winograd = {"c1": "nchw", "c2": "winograd", "c3": "winograd", "up": "nchw", "c4": "nchw"}
+    assert seen[:6] == [dict.fromkeys(CONVOLUTIONS, "nhwc"), dict.fromkeys(CONVOLUTIONS, "nchw"), all_winograd] * 2
+    assert tuner.segments["winograd"] == {"c2": 1.5, "c3": 0.5}  # only the layers it computes
+    assert tuner.totals == {"nhwc": 14.0, "nchw": 11.5, "winograd": 9.0, "mixed": 8.0}
+    assert seen[6] == MIXED_WINOGRAD
+    assert tuner.choice == MIXED_WINOGRAD and layouts_of(net) == MIXED_WINOGRAD
+
+
+def test_without_winograd_the_tuner_runs_the_two_layouts_only():
+    net = make_net()
+    tuner = tune(net, CostClock(net, COST_WINOGRAD, switch=2.0), [2] * 6, winograd=False)
+    assert set(tuner.segments) == {"nhwc", "nchw"} and tuner.choice == dict.fromkeys(CONVOLUTIONS, "nchw")
+    assert not any(layer.winograd for layer in layout.convolutions(net) if hasattr(layer, "winograd"))
 
 
 def test_a_net_in_mixed_layouts_gives_opencvs_numbers(tmp_path):
@@ -141,7 +177,8 @@ def test_a_net_in_mixed_layouts_gives_opencvs_numbers(tmp_path):
     reference.setInput(x)
     expected = reference.forward()
     for mixed in ({"c1": "nchw", "c2": "nhwc", "c3": "nchw", "up": "nhwc", "c4": "nchw"},
-                  {"c1": "nhwc", "c2": "nchw", "c3": "nhwc", "up": "nchw", "c4": "nhwc"}, "nhwc", "nchw"):
+                  {"c1": "nhwc", "c2": "nchw", "c3": "nhwc", "up": "nchw", "c4": "nhwc"}, "nhwc", "nchw",
+                  MIXED_WINOGRAD, "winograd"):
         layout.apply(net, mixed)
         with torch.no_grad():
             got = net({"X": torch.from_numpy(x.copy())})["depth"].numpy()
@@ -157,14 +194,17 @@ def snapshot(tmp_path, name="s_iter_1"):
     return Snapshot(name, str(caffemodel), str(prototxt))
 
 
-@pytest.mark.parametrize("name", ["nhwc", "nchw"])
+@pytest.mark.parametrize("name", ["nhwc", "nchw", "winograd"])
 def test_a_fixed_layout_is_applied_and_not_tuned(tmp_path, name):
     from eigen_depth.inference import load_model
     model = load_model(snapshot(tmp_path), torch.device("cpu"), layout=name)
     assert model.tuner is None
     for _ in range(3):
         model.predict(inputs())
-    assert layouts_of(model.net) == {c: name for c in CONVOLUTIONS}
+    expected = {c: name for c in CONVOLUTIONS}
+    if name == "winograd":  # where it cannot compute: NCHW
+        expected.update(c1="nchw", up="nchw", c4="nchw")
+    assert layouts_of(model.net) == expected
 
 
 def test_the_loader_keeps_the_choice_for_the_next_snapshot_of_the_same_net(tmp_path):
@@ -183,12 +223,13 @@ def test_the_tuning_goes_on_over_snapshots_of_one_batch_each(tmp_path):
     from eigen_depth.inference import ModelLoader
     loader = ModelLoader()
     tuner = None
-    for index in range(1, 7):
+    for index in range(1, 9):
         model = loader(snapshot(tmp_path, f"s_iter_{index}"), torch.device("cpu"))
         assert tuner is None or model.tuner is tuner
         tuner = model.tuner
         model.predict(inputs())
-    assert tuner.calls == 4 and tuner.choice is not None and layouts_of(model.net) == tuner.choice
+    assert tuner.TRIALS == layout.LayoutTuner.TRIALS_WINOGRAD  # c2 and c3 are Winograd's: six trials
+    assert tuner.calls == 6 and tuner.choice is not None and layouts_of(model.net) == tuner.choice
 
 
 def test_an_unknown_layout_is_refused(tmp_path):
@@ -197,7 +238,7 @@ def test_an_unknown_layout_is_refused(tmp_path):
         load_model(snapshot(tmp_path), torch.device("cpu"), layout="nhcw")
 
 
-@pytest.mark.parametrize("option", [[], ["--layout", "nchw"]])
+@pytest.mark.parametrize("option", [[], ["--layout", "nchw"], ["--no-winograd"]])
 def test_test_depth_passes_its_layout_to_the_loader(tmp_path, monkeypatch, option):
     import cv2
 
@@ -211,10 +252,27 @@ def test_test_depth_passes_its_layout_to_the_loader(tmp_path, monkeypatch, optio
         cv2.imwrite(str(images / f"{i:05d}_depth.png"), np.full((30, 40), 100, np.uint8))
     seen = []
     original = inference.load_model
-    monkeypatch.setattr(inference, "load_model", lambda *a, **k: seen.append(k["layout"]) or original(*a, **k))
+    monkeypatch.setattr(inference, "load_model",
+                        lambda *a, **k: seen.append((k["layout"], k["winograd"])) or original(*a, **k))
     argv = ["test-depth", images, images, tmp_path / "out", snaps, "--no-progress", "--batch-size", "1"]
     assert cli.main([str(arg) for arg in argv] + option) == 0
-    assert seen == [option[1] if option else "auto"]
+    assert seen == [(option[1] if option[:1] == ["--layout"] else "auto", option != ["--no-winograd"])]
+
+
+def test_winograd_asked_for_and_turned_off_is_one_line(tmp_path, capsys):
+    from eigen_depth import cli
+    snaps, images = tmp_path / "snaps", tmp_path / "in"
+    os.makedirs(images)
+    os.makedirs(snaps)
+    snapshot(snaps)
+    cv2 = pytest.importorskip("cv2")
+    cv2.imwrite(str(images / "00000_colors.png"), np.full((30, 40, 3), 90, np.uint8))
+    cv2.imwrite(str(images / "00000_depth.png"), np.full((30, 40), 100, np.uint8))
+    argv = ["test-depth", images, images, tmp_path / "out", snaps, "--no-progress", "--layout", "winograd",
+            "--no-winograd"]
+    assert cli.main([str(arg) for arg in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--no-winograd" in err and "--layout winograd" in err
 
 
 def test_a_loaded_snapshot_holds_its_weights_in_aligned_memory_of_its_own(tmp_path):

@@ -40,6 +40,7 @@ class Options:
     batch_size: int = None
     fuse: bool = True           # BatchNorm / Scale / ReLU chains as one operation (eigen_depth.fusion)
     layout: str = "auto"        # the convolutions' memory layout on the CPU (eigen_depth.layout)
+    winograd: bool = True       # whether "auto" may choose Winograd's algorithm (eigen_depth.winograd)
     output_blob: str = None
     channel_order: str = None   # None: the net's convention's (eigen_depth.conventions), and so below
     input_mean: tuple = None
@@ -219,7 +220,8 @@ def run(options):
     batch_size = options.batch_size or default_batch_size(device)
     if batch_size < 1:
         raise DatasetError(f"--batch-size must be at least 1, not {batch_size}")
-    loader = options.loader or ModelLoader(fuse=options.fuse, layout=options.layout)
+    loader = options.loader or ModelLoader(fuse=options.fuse, layout=options.layout,
+                                           winograd=options.winograd)
     workers = options.workers or max(2, min(8, os.cpu_count() or 2))
 
     out_dir = options.out_dir

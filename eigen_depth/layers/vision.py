@@ -6,6 +6,7 @@ Sizes follow Caffe exactly: convolution floor((in + 2p - d(k-1) - 1)/s) + 1; dec
 import torch
 import torch.nn.functional as F
 
+from .. import winograd
 from ..caffe.schema import LRNParameter, PoolingParameter
 from .base import Layer, register
 
@@ -109,10 +110,34 @@ class Convolution(_ConvolutionBase):
         extent = self.dilation[i] * (self.kernel[i] - 1) + 1
         return (size + 2 * self.pad[i] - extent) // self.stride[i] + 1
 
+    # True: computed by Winograd's algorithm (eigen_depth.winograd) wherever it applies: float32 on the CPU
+    # without a gradient; eigen_depth.layout sets it where it was timed faster
+    winograd = False
+    _filters = None  # (the weights they were made from, their version, winograd.Filters)
+
+    def winograd_eligible(self):
+        return winograd.eligible(self.kernel, self.stride, self.dilation, self.pad)
+
     def forward(self, *bottoms):
         bias = self.blobs[1] if self.bias_term else None
+        if self.winograd and winograd.applies(bottoms[0], self.blobs[0]):
+            filters = self.winograd_filters()
+            return tuple(winograd.conv2d(x, filters, bias, self.pad) for x in bottoms)
         return tuple(F.conv2d(self.in_layout(x), self.blobs[0], bias, self.stride, self.pad, self.dilation,
                               self.group) for x in bottoms)
+
+    def winograd_filters(self):
+        """The weights transformed for Winograd's algorithm, made again whenever the weights change (a new
+        tensor, or an in-place write through torch, which counts a new version). The earlier weights are
+        referenced until then, so a new tensor cannot reuse their address."""
+        weight = self.blobs[0]
+        if (self._filters is None or self._filters[0].data_ptr() != weight.data_ptr()
+                or self._filters[1] != weight._version):
+            self._filters = (weight.detach(), weight._version, winograd.Filters(weight, self.group))
+        return self._filters[2]
+
+    def drop_winograd(self):
+        self.winograd, self._filters = False, None
 
 
 @register("Deconvolution")
