@@ -37,6 +37,8 @@ TILES = {3: (4, (0.0, 1.0, -1.0, 2.0, -0.5)),
 # the transformed input of a batch is made this many values at most at a time (a few images' worth), so that
 # the transforms and products work from the cache instead of memory
 CHUNK_VALUES = 1 << 21
+# and the filters are transformed this many float64 values at most at a time
+FILTER_CHUNK_VALUES = 1 << 20
 
 
 def transforms(m, r, points):
@@ -87,14 +89,22 @@ class Filters:
         self.m, points = TILES[r]
         self.r, self.a, self.groups = r, self.m + r - 1, groups
         a_t, g, b_t = transforms(self.m, r, points)
-        a = self.a
-        w = weight.detach().to("cpu", torch.float64).reshape(-1, r)
+        a, out_per_group = self.a, out_channels // groups
         g = torch.from_numpy(g)
-        # G w G^T for every filter as two matrix products: (out, in, p, j) = w G^T, then (out, in, j, i)
-        u = (w @ g.T).view(out_channels, in_per_group, r, a).transpose(2, 3).reshape(-1, r) @ g.T
-        # (out, in, j, i) -> (i, j, group, in, out / group)
-        u = u.view(groups, out_channels // groups, in_per_group, a, a).permute(4, 3, 0, 2, 1)
-        self.u = u.reshape(a * a * groups, in_per_group, out_channels // groups).to(torch.float32)
+        weight = weight.detach().to("cpu")
+        # (i, j, group, in, out / group), filled a few output channels at a time so that the float64
+        # intermediates stay small beside the weights
+        self.u = torch.empty((a, a, groups, in_per_group, out_per_group), dtype=torch.float32)
+        step = max(1, FILTER_CHUNK_VALUES // (in_per_group * a * a))
+        for group in range(groups):
+            for start in range(0, out_per_group, step):
+                stop = min(start + step, out_per_group)
+                first = group * out_per_group
+                w = weight[first + start:first + stop].to(torch.float64).reshape(-1, r)
+                # G w G^T as two matrix products: (out, in, p, j) = w G^T, then (out, in, j, i)
+                u = (w @ g.T).view(stop - start, in_per_group, r, a).transpose(2, 3).reshape(-1, r) @ g.T
+                self.u[:, :, group, :, start:stop] = u.view(stop - start, in_per_group, a, a).permute(3, 2, 1, 0)
+        self.u = self.u.view(a * a * groups, in_per_group, out_per_group)
         self.input_transform = torch.from_numpy(np.kron(b_t, b_t).astype(np.float32))
         self.output_transform = torch.from_numpy(np.kron(a_t, a_t).astype(np.float32))
         self.out_channels = out_channels

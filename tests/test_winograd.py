@@ -90,12 +90,13 @@ def test_the_convolution_matches_the_definition(case):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
-def test_batches_made_in_several_parts_and_channels_last_inputs(monkeypatch):
+def test_filters_and_batches_made_in_several_parts_and_channels_last_inputs(monkeypatch):
     rng = np.random.default_rng(7)
     x = rng.uniform(-1, 1, (5, 8, 9, 10)).astype(np.float32)
-    weights = rng.normal(0, 0.3, (6, 8, 5, 5)).astype(np.float32)
-    expected = convolve_reference(x, weights, None, (2, 2), 1)
-    filters = winograd.Filters(torch.from_numpy(weights), 1)
+    weights = rng.normal(0, 0.3, (6, 4, 5, 5)).astype(np.float32)
+    expected = convolve_reference(x, weights, None, (2, 2), 2)
+    monkeypatch.setattr(winograd, "FILTER_CHUNK_VALUES", 1)  # one output channel at a time
+    filters = winograd.Filters(torch.from_numpy(weights), 2)
     monkeypatch.setattr(winograd, "CHUNK_VALUES", 1)  # one image at a time
     for tensor in (torch.from_numpy(x), torch.from_numpy(x).contiguous(memory_format=torch.channels_last)):
         got = winograd.conv2d(tensor, filters, None, (2, 2)).numpy()
