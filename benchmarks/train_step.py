@@ -2,9 +2,12 @@
 forward + backward + SGD update, frozen global/gradient branches under no_grad, data prefetched by the
 Data layers from LMDBs of synthetic scenes. `--stage global|gradient` times another stage's iteration;
 `--recipe cpu` the CPU recipe's (tools/train.py --recipe cpu: its nets, with batch normalisation while training
-unless --no-batch-norm).
+unless --no-batch-norm). The frozen convolutions of the refining stage run by Winograd's algorithm unless
+--no-winograd, as in training (eigen_depth.layout.winograd_where_frozen); the arithmetic floor still counts
+their multiply-adds as a direct convolution's.
 
     python benchmarks/train_step.py [--stage refine] [--iterations 5] [--batch 16] [--device cpu] [--recipe cpu]
+                                    [--no-winograd]
     python benchmarks/train_step.py --family fcrn|densedepth [--iterations 2]   # a successor (docs/successors.md)
 
 Caffe itself cannot be installed here; its time on these 2 cores was 5.8 s per iteration (goal: <= 2.9 s).
@@ -34,6 +37,8 @@ def main():
     parser.add_argument("--recipe", choices=("thesis", "cpu"), default="thesis",
                         help="the thesis's training nets (default) or the CPU recipe's")
     parser.add_argument("--no-batch-norm", action="store_true", help="the CPU recipe without batch normalisation")
+    parser.add_argument("--no-winograd", dest="winograd", action="store_false",
+                        help="every convolution directly (default: frozen ones of 64 channels or more by Winograd's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="eigen_depth_train_step_") as folder:  # rooms, LMDBs, random weights
         if args.family:
@@ -63,7 +68,7 @@ def stage(args, folder):
     if args.recipe == "cpu" and not args.no_batch_norm:
         folded = normalise_for_training(param, deploy, os.path.join(folder, args.stage))
     solver = Solver(param, device=args.device, deploy=folded.training_deploy if folded else deploy,
-                    data=data_settings(os.path.join(folder, "lmdb")))
+                    data=data_settings(os.path.join(folder, "lmdb")), winograd=args.winograd)
     set_gradient_filter(solver.net)
     frozen = sum(not needs for needs in solver.net.layer_needs_grad)
     multiply_adds = learning_multiply_adds(solver.net)
@@ -75,7 +80,8 @@ def stage(args, folder):
     recipe = "thesis's nets" if args.recipe == "thesis" else \
         f"CPU recipe{', batch normalisation after ' + ', '.join(folded.layers) if folded else ''}"
     print(f"{args.stage} stage ({DEFAULT_VARIANTS[args.stage]}, {recipe}), batch {args.batch}, device {args.device}, "
-          f"torch {torch.get_num_threads()} threads; {frozen} of {len(solver.net.layers)} layers run without autograd")
+          f"torch {torch.get_num_threads()} threads; {frozen} of {len(solver.net.layers)} layers run without autograd; "
+          f"by Winograd's algorithm: {', '.join(solver.winograd_layers) or 'none'}")
     print_rows(ours, cv2_forward)
     floor = 2 * multiply_adds / matmul_rate
     print(f"{'arithmetic floor on this CPU (see above)':<46}{floor:>12.3f}{ours / floor:>11.2f}")

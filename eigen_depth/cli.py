@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from .errors import exit_status
-from .options import add_device, positive_int
+from .options import add_device, add_training_winograd, positive_int
 
 COMMANDS = {}
 
@@ -104,12 +104,13 @@ def _train(parser):
                         help="read LMDBs (default), *_colors/*_depth folders, or rendered scenes")
     parser.add_argument("--iters", type=positive_int, help="override the solver's max_iter")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still written)")
+    add_training_winograd(parser)
 
     def run(args):
         from .devices import resolve_device
         from .train import run_training
         run_training(args.solver, args.weights, args.snapshot, resolve_device(args.device), args.data_root,
-                     args.data, progress=not args.no_progress, max_iter=args.iters)
+                     args.data, progress=not args.no_progress, max_iter=args.iters, winograd=args.winograd)
         return 0
     return run
 

@@ -57,6 +57,28 @@ def apply(net, layouts):
             layer.winograd_filters()  # transformed now from the weights as they are, not in the timed forward
 
 
+# a frozen convolution of a training net runs by Winograd's algorithm when it has at least this many input and
+# output channels per group: on the thesis's refining stage those are the global net's conv3-conv5 and the
+# gradient net's conv2-conv4, where it was 1.5-2x faster; the smallest (conv5-grad, 2 outputs) are slower so
+WINOGRAD_TRAINING_CHANNELS = 64
+
+
+def winograd_where_frozen(net):
+    """Turns Winograd's algorithm on for the convolutions of a training net that need no gradient (lr_mult 0
+    and nothing to pass back: a frozen stage), are of a shape it computes and have at least
+    WINOGRAD_TRAINING_CHANNELS input and output channels per group; returns their names. Chosen by their shapes,
+    not timed, so that every run of a net, resumed or not, computes alike."""
+    chosen = []
+    for layer, needs in zip(net.layers, net.layer_needs_grad):
+        if needs or not winograd_eligible(layer):
+            continue
+        out_channels, in_per_group = layer.blobs[0].shape[:2]
+        if min(in_per_group, out_channels // layer.group) >= WINOGRAD_TRAINING_CHANNELS:
+            layer.winograd = True
+            chosen.append(layer.name)
+    return chosen
+
+
 def described(net, layouts):
     """{layer name: layout} with "winograd" only where a layer runs that way (else "nchw")."""
     by_name = {layer.name: layer for layer in convolutions(net)}

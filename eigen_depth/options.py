@@ -140,6 +140,13 @@ def add_layout(parser):
                              "for the others")
 
 
+def add_training_winograd(parser):
+    parser.add_argument("--no-winograd", dest="winograd", action="store_false",
+                        help="compute every convolution directly; by default the frozen ones with at least 64 "
+                             "channels in and out (a stage trained on top of others) run by Winograd's algorithm "
+                             "on the CPU, with fewer multiplications but more rounding")
+
+
 def add_winograd(parser):
     parser.add_argument("--no-winograd", dest="winograd", action="store_false",
                         help="--layout auto leaves Winograd's algorithm out: it computes 3x3 and 5x5 convolutions "

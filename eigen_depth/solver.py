@@ -115,10 +115,12 @@ class Solver:
 
     The train net is built in the TRAIN phase, test nets in the TEST phase sharing the train net's blobs
     by layer name (float32, or `dtype`: float64 runs the same update in double precision). `step(n)`, `solve()`, `snapshot()`, `restore(solverstate)`, `test()`, `iter`.
+    winograd: the train net's frozen convolutions of enough channels run by Winograd's algorithm on the CPU in
+    float32 (eigen_depth.layout.winograd_where_frozen; their names in `winograd_layers`); False: all directly.
     """
 
     def __init__(self, solver, device="cpu", feeder=None, test_feeders=None, deploy=None, callbacks=(),
-                 distributed=None, solver_type=None, folder=None, dtype=None, data=None, path=None):
+                 distributed=None, solver_type=None, folder=None, dtype=None, data=None, path=None, winograd=True):
         if isinstance(solver, schema.SolverParameter):
             self.param, self.folder = solver, folder  # folder: where relative net paths resolve
             self.path = path or "<solver>"  # path: the file it came from, for error messages
@@ -141,6 +143,10 @@ class Solver:
         self.distributed = distributed  # (rank, world_size) when torch.distributed is initialised
         self.data = data  # DataSettings for the nets' Data layers (None: the current ones)
         self.net = self._build_net(schema.TRAIN, self.param.train_state).to(self.device, dtype)
+        self.winograd_layers = []
+        if winograd and self.device.type == "cpu" and dtype in (None, torch.float32):
+            from .layout import winograd_where_frozen
+            self.winograd_layers = winograd_where_frozen(self.net)
         # Dropout's own generator: torch's and NumPy's global ones are left to the caller
         self.generator = torch.Generator(device=self.device)
         if self.param.random_seed < 0:

@@ -94,13 +94,13 @@ def set_gradient_filter(net):
 
 def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=None, data=None, log_dir=None,
                  progress=True, transfers=(), deploy=None, max_iter=None, minutes=None, snapshots=None, echo=print,
-                 folded=None, start=None):
+                 folded=None, start=None, winograd=True):
     """`caffe train`: builds the solver, copies --weights (or resumes from --snapshot), trains to max_iter.
     transfers: (caffemodel, {source layer: target layer}) pairs copied after --weights. minutes: instead of
     max_iter, train for about that long (Solver.fit_to_time), with `snapshots` evenly spaced snapshots.
     folded: a FoldedSnapshots that also writes each snapshot with its batch normalisation folded away.
     start: called with the net once the weights are copied (not when resuming), before the first iteration.
-    Returns the Solver (its last snapshot is `solver.last_snapshot`: the folded one when folded is given)."""
+    winograd: the Solver's (frozen convolutions by Winograd's algorithm on the CPU). Returns the Solver (its last snapshot is `solver.last_snapshot`: the folded one when folded is given)."""
     from .training_log import TrainingLog
     if snapshot and weights:  # as Caffe's `train`
         raise EigenDepthError(f"give --snapshot ({snapshot}) to resume a run or --weights ({weights}) to start one "
@@ -117,7 +117,7 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     except PrototxtError as error:
         raise PrototxtError(f"{solver if folder else '<solver>'}: {error}") from None
     runner = Solver(param, device=device, deploy=deploy, distributed=distributed, folder=folder, data=settings,
-                    path=None if isinstance(solver, schema.SolverParameter) else solver)
+                    path=None if isinstance(solver, schema.SolverParameter) else solver, winograd=winograd)
     rank = distributed[0] if distributed else 0
     set_gradient_filter(runner.net)
     if snapshot:
@@ -502,7 +502,7 @@ def stage_transfers(stage, variant, alexnet=None, global_snapshot=None, gradient
 def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradient_snapshot=None, data=None,
                 data_root=None, iters=None, batch=None, out="train_out", device="cpu", solver_file=None,
                 test_interval=None, test_iter=None, snapshot=None, progress=True, recipe="thesis", minutes=None,
-                snapshots=None, echo=print, weights=None, batch_norm=True, global_start=True):
+                snapshots=None, echo=print, weights=None, batch_norm=True, global_start=True, winograd=True):
     """Trains one stage (or a successor family: stage "fcrn" or "densedepth"); returns the path of its last
     snapshot. weights: comma-separated caffemodels copied by layer name first, as Caffe's --weights (for the
     successors a converted ImageNet ResNet-50 / DenseNet-169 with the public prototxts' layer names).
@@ -510,7 +510,7 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
     the training snapshots go to OUT/<stage>/training/, and each is also written folded, as the thesis's net, to
     OUT/<stage>/snaps/ (the path returned).
     global_start: with the CPU recipe and a stage-1 snapshot, the refining net starts by passing stage 1's
-    depth on (start_from_global_depth); False starts it from its fillers.
+    depth on (start_from_global_depth); False starts it from its fillers. winograd: run_training's.
     minutes: train for about that long instead of a number of iterations (with `snapshots` evenly spaced
     snapshots). The solver actually used (with its train net inline) is written to OUT/<stage>/solver.prototxt,
     so the run can be repeated with `caffe train`."""
@@ -557,7 +557,8 @@ def train_stage(stage, variant=None, alexnet=None, global_snapshot=None, gradien
                      f"depth (least squares over {TARGET_MEAN_BATCHES} training batches)")
     runner = run_training(param, ",".join(weights), device=device, data_root=data_root, data=data,
                           log_dir=os.path.join(out, stage), progress=progress, transfers=transfers, deploy=deploy,
-                          minutes=minutes, snapshots=snapshots, echo=echo, folded=folded, start=start)
+                          minutes=minutes, snapshots=snapshots, echo=echo, folded=folded, start=start,
+                          winograd=winograd)
     return runner.last_snapshot
 
 
@@ -648,7 +649,7 @@ def staged_main(argv=None, prog=None):
     import argparse
 
     from .devices import resolve_device
-    from .options import add_device, non_negative_int, positive_float, positive_int
+    from .options import add_device, add_training_winograd, non_negative_int, positive_float, positive_int
     parser = argparse.ArgumentParser(prog=prog, description="The thesis's staged training (global, gradient, refine), "
                                                           "or one of its successors (FCRN, DenseDepth).")
     which = parser.add_mutually_exclusive_group(required=True)
@@ -686,6 +687,7 @@ def staged_main(argv=None, prog=None):
                              "1's depth on (see eigen_depth/prototxt/README.md, \"The CPU recipe\")")
     parser.add_argument("--out", default="train_out", help="output folder: OUT/<stage>/snaps/_iter_N.*")
     add_device(parser)
+    add_training_winograd(parser)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.minutes is not None and args.iters is not None:
@@ -694,7 +696,8 @@ def staged_main(argv=None, prog=None):
                    batch=args.batch, out=args.out, device=resolve_device(args.device), solver_file=args.solver,
                    test_interval=args.test_interval, test_iter=args.test_iter, snapshot=args.snapshot_every,
                    progress=not args.no_progress, recipe=args.recipe, minutes=args.minutes,
-                   batch_norm=not args.no_batch_norm, global_start=not args.no_global_start)
+                   batch_norm=not args.no_batch_norm, global_start=not args.no_global_start,
+                   winograd=args.winograd)
 
     def run():
         if args.family:
