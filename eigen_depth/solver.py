@@ -117,6 +117,8 @@ class Solver:
     by layer name (float32, or `dtype`: float64 runs the same update in double precision). `step(n)`, `solve()`, `snapshot()`, `restore(solverstate)`, `test()`, `iter`.
     winograd: the train net's frozen convolutions of enough channels run by Winograd's algorithm on the CPU in
     float32 (eigen_depth.layout.winograd_where_frozen; their names in `winograd_layers`); False: all directly.
+    Their transformed filters are made again when torch sees the weights change (copy_from, restore, an
+    in-place torch operation); a caller that writes frozen weights through numpy or `.data` gives False.
     """
 
     def __init__(self, solver, device="cpu", feeder=None, test_feeders=None, deploy=None, callbacks=(),

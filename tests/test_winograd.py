@@ -237,3 +237,15 @@ def test_a_solver_runs_its_frozen_convolutions_of_enough_channels_by_winograd_wi
     direct = runs[False][1]
     torch.testing.assert_close(runs[True][1], direct, rtol=0, atol=1e-5 * direct.abs().max().item())
     assert not torch.equal(runs[True][1], direct)  # the frozen layer did run another way
+
+
+def test_pycaffes_solvers_compute_directly(tmp_path):
+    """pycaffe's arrays are written without torch seeing it (net surgery between steps), so its solvers keep
+    Winograd's algorithm out."""
+    from eigen_depth import pycaffe
+    (tmp_path / "net.prototxt").write_text(TRAINING_NET)
+    (tmp_path / "solver.prototxt").write_text('net: "net.prototxt" base_lr: 0.01 lr_policy: "fixed" max_iter: 2 '
+                                              'display: 0 snapshot_after_train: false')
+    solver = pycaffe.SGDSolver(str(tmp_path / "solver.prototxt"))
+    assert solver._solver.winograd_layers == []
+    assert not any(getattr(layer, "winograd", False) for layer in solver._solver.net.layers)

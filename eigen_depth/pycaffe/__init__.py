@@ -60,7 +60,9 @@ class SGDSolver:
 
     def __init__(self, solver_file, device=None, feeder=None):
         from ..solver import Solver
-        self._solver = Solver(solver_file, device=resolve_device(device), solver_type=self.TYPE)
+        # every convolution directly: pycaffe's arrays write into the weights where torch sees no change, so
+        # filters transformed for Winograd's algorithm could go stale
+        self._solver = Solver(solver_file, device=resolve_device(device), solver_type=self.TYPE, winograd=False)
         self.net = Net(self._solver.net)
         self.test_nets = [Net(net) for net in self._solver.test_nets]
         if feeder is not None:
