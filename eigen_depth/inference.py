@@ -142,6 +142,7 @@ def _set_layouts(net, device, layout, tuner, winograd=True):
         return None
     if tuner is None:
         return layouts.LayoutTuner(net, winograd=winograd)
+    tuner.weights_changed()
     if tuner.choice is not None:  # the weights were copied into the blobs as they were: this only makes sure
         layouts.apply(net, tuner.choice)
     return tuner

@@ -42,10 +42,12 @@ def winograd_eligible(layer):
     return hasattr(layer, "winograd_eligible") and layer.winograd_eligible()
 
 
-def apply(net, layouts):
+def apply(net, layouts, filters=None):
     """Puts each convolution in its layout: {layer name: "nhwc" | "nchw" | "winograd"}, or one layout for all
     ("winograd" is NCHW for a layer it cannot compute). Winograd's filters are made again from the weights as
-    they are: after writing weights in a way torch does not count (through numpy or `.data`), apply again."""
+    they are (after writing weights in a way torch does not count, through numpy or `.data`, apply again),
+    unless `filters` ({layer name: winograd.Filters}) holds a layer's, made from these same weights; a layer's
+    new ones are added to it."""
     for layer in convolutions(net):
         layout = layouts if isinstance(layouts, str) else layouts[layer.name]
         layer.memory_format = FORMATS[layout]
@@ -54,7 +56,10 @@ def apply(net, layouts):
             layer.drop_winograd()
         if layout == "winograd" and winograd_eligible(layer):
             layer.winograd = True
-            layer.winograd_filters()  # transformed now from the weights as they are, not in the timed forward
+            # transformed now, not in the timed forward
+            made = layer.winograd_filters(filters.get(layer.name) if filters is not None else None)
+            if filters is not None:
+                filters[layer.name] = made
 
 
 # a frozen convolution of a training net runs by Winograd's algorithm when it has at least this many input and
@@ -111,6 +116,7 @@ class LayoutTuner:
         self.batch = None
         self.calls = 0
         self.choice = None         # {convolution name: layout} once tuned
+        self.filters = {}          # {convolution name: winograd.Filters} while tuning: the weights do not change
         apply(net, self.TRIALS[0])
 
     def run(self, forward, batch):
@@ -124,7 +130,7 @@ class LayoutTuner:
             return forward()
         if self.calls < len(self.TRIALS):
             layout = self.TRIALS[self.calls]
-            apply(self.net, layout)
+            apply(self.net, layout, self.filters)
             seconds = dict.fromkeys(self.names, 0.0)
             with _SegmentTimer(self.net, seconds, self.clock):
                 result, total = self._timed(forward)
@@ -141,7 +147,7 @@ class LayoutTuner:
                 if any(mixed == described(self.net, dict.fromkeys(self.names, layout)) for layout in self.segments):
                     self._finish()
             return result
-        apply(self.net, self.mixed)
+        apply(self.net, self.mixed, self.filters)
         result, self.totals["mixed"] = self._timed(forward)
         self._finish()
         return result
@@ -155,7 +161,12 @@ class LayoutTuner:
         best = min(self.totals, key=self.totals.get) if self.totals else self.TRIALS[0]
         choice = dict(self.mixed) if best == "mixed" else dict.fromkeys(self.names, best)
         self.choice = described(self.net, choice)
-        apply(self.net, self.choice)
+        apply(self.net, self.choice, self.filters)
+        self.filters = {}
+
+    def weights_changed(self):
+        """Forgets the filters transformed so far (the net's weights were replaced: another snapshot)."""
+        self.filters = {}
 
 
 class _SegmentTimer:

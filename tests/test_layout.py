@@ -281,3 +281,26 @@ def test_a_loaded_snapshot_holds_its_weights_in_aligned_memory_of_its_own(tmp_pa
     for layer in model.net.layers:
         for blob in layer.blobs:
             assert blob.data_ptr() % 64 == 0, layer.name
+
+
+def test_the_tuner_transforms_each_winograd_filter_once_per_snapshot(tmp_path, monkeypatch):
+    """Its trials switch layouts (the weights change memory format, not values): c2 and c3 are transformed at
+    the first all-Winograd trial and reused to the end; the next snapshot's weights are transformed anew."""
+    from eigen_depth import winograd
+    from eigen_depth.inference import ModelLoader
+    made = []
+    original = winograd.Filters.__init__
+    monkeypatch.setattr(winograd.Filters, "__init__", lambda self, weight, groups: made.append(tuple(weight.shape))
+                        or original(self, weight, groups))
+    loader = ModelLoader()
+    model = loader(snapshot(tmp_path, "s_iter_1"), torch.device("cpu"))
+    for _ in range(10):
+        model.predict(inputs())
+    assert model.tuner.choice is not None and sorted(made) == [(4, 6, 3, 3), (6, 4, 3, 3)]
+    assert model.tuner.filters == {}
+    made.clear()
+    second = loader(snapshot(tmp_path, "s_iter_2"), torch.device("cpu"))
+    second.predict(inputs())
+    expected = [shape for name, shape in (("c2", (6, 4, 3, 3)), ("c3", (4, 6, 3, 3)))
+                if second.tuner.choice[name] == "winograd"]
+    assert sorted(made) == sorted(expected)

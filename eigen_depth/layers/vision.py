@@ -126,12 +126,15 @@ class Convolution(_ConvolutionBase):
         return tuple(F.conv2d(self.in_layout(x), self.blobs[0], bias, self.stride, self.pad, self.dilation,
                               self.group) for x in bottoms)
 
-    def winograd_filters(self):
+    def winograd_filters(self, made=None):
         """The weights transformed for Winograd's algorithm, made again whenever the weights change (a new
         tensor, or an in-place write through torch, which counts a new version). The earlier weights are
-        referenced until then, so a new tensor cannot reuse their address."""
+        referenced until then, so a new tensor cannot reuse their address. made: filters the caller made from
+        these same weights (in another memory layout), taken as they are."""
         weight = self.blobs[0]
-        if (self._filters is None or self._filters[0].data_ptr() != weight.data_ptr()
+        if made is not None:
+            self._filters = (weight.detach(), weight._version, made)
+        elif (self._filters is None or self._filters[0].data_ptr() != weight.data_ptr()
                 or self._filters[1] != weight._version):
             self._filters = (weight.detach(), weight._version, winograd.Filters(weight, self.group))
         return self._filters[2]
