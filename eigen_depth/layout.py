@@ -94,13 +94,14 @@ def described(net, layouts):
 class LayoutTuner:
     """Chooses the convolutions' layouts from the model's own first batches, while they are of one size:
     they run all-NHWC, all-NCHW, all-Winograd (where a convolution allows it), three rounds of the three (each
-    layout's best time counts: the first call of a run also pays for warming up, and a third round makes the
-    choice less a matter of chance on a busy machine), every convolution's segment timed; when the fastest layout differs between segments, one more
-    runs each segment in its fastest. The fastest of the whole runs is kept, so a mixed net whose conversions
-    between layouts cost more than they save is not. A convolution's segment is the convolution and the layers
-    after it up to the next one (its ReLU, LRN and pooling run in the layout it leaves). A smaller batch ends
-    the tuning with the best so far (channels-last when none was timed). winograd=False, or a net without a
-    convolution Winograd's algorithm computes, leaves it out (four runs). clock: seconds (tests pass their own)."""
+    layout's best time counts: the first call of a run also pays for warming up, and a third round makes the choice less
+    a matter of chance on a busy machine), every convolution's segment timed; when the fastest layout differs
+    between segments, one more runs each segment in its fastest. The fastest of the whole runs is kept, so a mixed
+    net whose conversions between layouts cost more than they save is not. A convolution's segment is the
+    convolution and the layers after it up to the next one (its ReLU, LRN and pooling run in the layout it leaves).
+    A smaller batch ends the tuning with the best so far (channels-last when none was timed). winograd=False, or a
+    net without a convolution Winograd's algorithm computes, leaves it out (four runs). clock: seconds (tests pass
+    their own)."""
     TRIALS = ("nhwc", "nchw", "nhwc", "nchw")
     TRIALS_WINOGRAD = ("nhwc", "nchw", "winograd") * 3
 

@@ -100,7 +100,8 @@ def run_training(solver, weights=None, snapshot=None, device="cpu", data_root=No
     max_iter, train for about that long (Solver.fit_to_time), with `snapshots` evenly spaced snapshots.
     folded: a FoldedSnapshots that also writes each snapshot with its batch normalisation folded away.
     start: called with the net once the weights are copied (not when resuming), before the first iteration.
-    winograd: the Solver's (frozen convolutions by Winograd's algorithm on the CPU). Returns the Solver (its last snapshot is `solver.last_snapshot`: the folded one when folded is given)."""
+    winograd: the Solver's (frozen convolutions by Winograd's algorithm on the CPU). Returns the Solver (its
+    last snapshot is `solver.last_snapshot`: the folded one when folded is given)."""
     from .training_log import TrainingLog
     if snapshot and weights:  # as Caffe's `train`
         raise EigenDepthError(f"give --snapshot ({snapshot}) to resume a run or --weights ({weights}) to start one "

@@ -119,7 +119,8 @@ layer { name: "c1" type: "Convolution" bottom: "X" top: "c1" convolution_param {
 layer { name: "r1" type: "ReLU" bottom: "c1" top: "c1" }
 layer { name: "c2" type: "Convolution" bottom: "c1" top: "c2"
         convolution_param { num_output: 4 kernel_size: 3 pad: 1 group: 2 } }
-layer { name: "c3" type: "Convolution" bottom: "c2" top: "out" convolution_param { num_output: 3 kernel_size: 3 stride: 2 } }
+layer { name: "c3" type: "Convolution" bottom: "c2" top: "out"
+        convolution_param { num_output: 3 kernel_size: 3 stride: 2 } }
 """
 
 
