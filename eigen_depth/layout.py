@@ -64,7 +64,8 @@ def apply(net, layouts, filters=None):
 
 # a frozen convolution of a training net runs by Winograd's algorithm when it has at least this many input and
 # output channels per group: on the thesis's refining stage those are the global net's conv3-conv5 and the
-# gradient net's conv2-conv4, where it was 1.5-2x faster; the smallest (conv5-grad, 2 outputs) are slower so
+# gradient net's conv2-conv4, where it was 1.5-2x faster; on the narrowest (conv5-grad, 2 outputs) the
+# transforms cost more than they save
 WINOGRAD_TRAINING_CHANNELS = 64
 
 

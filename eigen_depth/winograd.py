@@ -122,16 +122,15 @@ def conv2d(x, filters, bias, pad):
     out = torch.empty((n, filters.out_channels, out_h, out_w), dtype=x.dtype)
     per_image = a * a * tiles_h * tiles_w * max(channels, filters.out_channels)
     step = max(1, CHUNK_VALUES // per_image)
+    bias = None if bias is None else bias.view(1, -1, 1, 1)
     for start in range(0, n, step):
         part = F.pad(x[start:start + step], padding)
-        _convolve_tiles(part, filters, tiles_h, tiles_w, out[start:start + step])
-    if bias is not None:
-        out += bias.view(1, -1, 1, 1)
+        _convolve_tiles(part, filters, bias, tiles_h, tiles_w, out[start:start + step])
     return out
 
 
-def _convolve_tiles(padded, filters, tiles_h, tiles_w, out):
-    """out[...] = the convolution of the padded images, tile by tile."""
+def _convolve_tiles(padded, filters, bias, tiles_h, tiles_w, out):
+    """out[...] = the convolution of the padded images, tile by tile, plus bias (or None), in one pass."""
     n, channels = padded.shape[:2]
     m, a, groups = filters.m, filters.a, filters.groups
     tiles = n * tiles_h * tiles_w
@@ -145,4 +144,8 @@ def _convolve_tiles(padded, filters, tiles_h, tiles_w, out):
     out_per_group = filters.out_channels // groups
     y = y.view(m, m, groups, n, tiles_h, tiles_w, out_per_group).permute(3, 2, 6, 4, 0, 5, 1)
     y = y.reshape(n, filters.out_channels, tiles_h * m, tiles_w * m)
-    out.copy_(y[:, :, :out.shape[2], :out.shape[3]])
+    y = y[:, :, :out.shape[2], :out.shape[3]]
+    if bias is None:
+        out.copy_(y)
+    else:
+        torch.add(y, bias, out=out)

@@ -82,6 +82,17 @@ COST = {("c1", "nhwc"): 5.0, ("c1", "nchw"): 4.0, ("p1", "nhwc"): 1.0, ("p1", "n
 MIXED = {"c1": "nhwc", "c2": "nchw", "c3": "nhwc", "up": "nhwc", "c4": "nhwc"}
 
 
+def layouts_seen(net, tuner, calls):
+    """The layouts after each of `calls` forwards of one batch through the tuner."""
+    x = torch.from_numpy(inputs())
+    seen = []
+    with torch.no_grad():
+        for _ in range(calls):
+            tuner.run(lambda: net({"X": x}), 2)
+            seen.append(layouts_of(net))
+    return seen
+
+
 def tune(net, clock, batches, winograd=False):
     tuner = layout.LayoutTuner(net, clock=clock, winograd=winograd)
     with torch.no_grad():
@@ -99,12 +110,7 @@ def test_the_tuner_times_both_layouts_then_the_mixed_net_and_keeps_the_mixed_one
     net = make_net()
     tuner = layout.LayoutTuner(net, clock=CostClock(net, COST, switch=0.25), winograd=False)
     assert set(layouts_of(net).values()) == {"nhwc"}
-    x = torch.from_numpy(inputs())
-    seen = []
-    with torch.no_grad():
-        for _ in range(5):
-            tuner.run(lambda: net({"X": x}), 2)
-            seen.append(layouts_of(net))
+    seen = layouts_seen(net, tuner, 5)
     assert [set(s.values()) for s in seen[:4]] == [{"nhwc"}, {"nchw"}, {"nhwc"}, {"nchw"}]
     assert seen[4] == MIXED
     assert tuner.segments == {"nhwc": {"c1": 6.0, "c2": 7.0, "c3": 1.0, "up": 0.0, "c4": 0.0},
@@ -145,12 +151,7 @@ MIXED_WINOGRAD = {"c1": "nhwc", "c2": "winograd", "c3": "winograd", "up": "nhwc"
 def test_the_tuner_times_winograd_where_it_applies_and_keeps_it_where_it_is_fastest():
     net = make_net()
     tuner = layout.LayoutTuner(net, clock=CostClock(net, COST_WINOGRAD))
-    x = torch.from_numpy(inputs())
-    seen = []
-    with torch.no_grad():
-        for _ in range(10):
-            tuner.run(lambda: net({"X": x}), 2)
-            seen.append(layouts_of(net))
+    seen = layouts_seen(net, tuner, 10)
     all_winograd = {"c1": "nchw", "c2": "winograd", "c3": "winograd", "up": "nchw", "c4": "nchw"}
     assert seen[:9] == [dict.fromkeys(CONVOLUTIONS, "nhwc"), dict.fromkeys(CONVOLUTIONS, "nchw"), all_winograd] * 3
     assert tuner.segments["winograd"] == {"c2": 1.5, "c3": 0.5}  # only the layers it computes
