@@ -4,11 +4,13 @@ against OpenCV's Caffe runtime (cv2.dnn) and, when it is installed, onnxruntime 
 side by side in one run, at batch 1 and batch 16.
 
     python benchmarks/forward.py [--iterations 10] [--device cpu|cuda] [--model P]
-                                 [--layout auto|nhwc|nchw|winograd] [--no-winograd]
+                                 [--layout auto|nhwc|nchw|winograd] [--no-winograd] [--bf16]
 
 Ours runs with the evaluator's default layout (--layout auto: the convolutions' layouts tuned over the first
 calls, Winograd's algorithm among them unless --no-winograd, eigen_depth.layout); with auto it is also timed
 all-NHWC, all-NCHW and all-Winograd in the same run, and its output is compared with the all-NCHW direct one's.
+With --bf16 the same net in bfloat16 (the commands' --bf16; its layouts tuned without Winograd's algorithm) is
+timed too, and its output compared with the float32 all-NCHW direct one's and with OpenCV's.
 
 Goals on CPU: batch-1 forward <= 0.7x OpenCV's time; batch-16 per image <= 0.6x OpenCV's.
 """
@@ -43,6 +45,8 @@ def main():
                         help="our convolutions' memory layout (default auto, as the evaluator and predict)")
     parser.add_argument("--no-winograd", dest="winograd", action="store_false",
                         help="auto leaves Winograd's algorithm out, as the evaluator's --no-winograd")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time the net in bfloat16 (the commands' --bf16) and give its difference")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="eigen_depth_forward_") as folder:  # a caffemodel and its export
         compare(args, folder)
@@ -64,6 +68,10 @@ def compare(args, folder):
     input_name = net.input_names[0]
     output = net.output_names[0]
     opencv = cv2.dnn.readNetFromCaffe(args.model, weights)
+    net16 = None
+    if args.bf16:  # loaded as eigen_depth.inference loads it with --bf16: bfloat16 blobs, then the weights
+        net16 = build_deploy_net(args.model).to(args.device, torch.bfloat16)
+        net16.copy_from(weights, strict=True, share=False)
     session, onnx_note = None, ""
     try:
         import onnxruntime
@@ -93,9 +101,9 @@ def compare(args, folder):
             return result
 
         layout_text = ""
+        direct = None
         if args.layout == "auto":  # the fixed layouts first, then the tuned one (its tuning calls timed apart)
             fixed = {}
-            direct = None
             for name in ("nhwc", "nchw", "winograd") if args.winograd else ("nhwc", "nchw"):
                 layouts.apply(net, name)
                 fixed[name] = per_image(ours, batch, args.iterations)
@@ -130,12 +138,46 @@ def compare(args, folder):
             unfused_text = f"; unfused {unfused_s:.4f} s/img, {ours_s / unfused_s:.2f}x"
         cv2_s = per_image(theirs, batch, max(1, args.iterations // 2))
         difference = np.abs(ours().cpu().numpy() - theirs()).max() / np.abs(theirs()).max()
-        onnx_text = onnx_note
+        onnx_text, onnx_s = onnx_note, None
         if session is not None:
             onnx_s = per_image(lambda: session.run(None, {input_name: x}), batch, args.iterations)
             onnx_text = f"{onnx_s:.4f}"
         print(f"{batch:>5}  {ours_s:>18.4f}  {cv2_s:>14.4f}  {ours_s / cv2_s:>6.2f}  {onnx_text:>18}"
               f"   (max difference {difference:.1e} of the output's magnitude{unfused_text}{layout_text})")
+        if net16 is not None:
+            if direct is None:
+                layouts.apply(net, "nchw")
+                direct = ours().cpu().numpy()
+                layouts.apply(net, args.layout if args.layout != "auto" else tuner.choice)
+            time_bf16(net16, x, args, batch, direct, theirs(), ours_s, onnx_s)
+
+
+def time_bf16(net, x, args, batch, direct, opencv_output, ours_s, onnx_s):
+    """The batch's row for the bfloat16 net: its layouts tuned (no Winograd), then timed like the others."""
+    import torch
+    from eigen_depth import layout as layouts
+    from eigen_depth.devices import native_bfloat16
+    x16 = torch.from_numpy(x).to(args.device, torch.bfloat16)
+    input_name, output = net.input_names[0], net.output_names[0]
+
+    def ours16():
+        with torch.no_grad():
+            result = net({input_name: x16})[output]
+        if result.is_cuda:
+            torch.cuda.synchronize()
+        return result
+
+    tuner = layouts.LayoutTuner(net, winograd=False)
+    while tuner.choice is None:
+        tuner.run(ours16, batch)
+    bf16_s = per_image(ours16, batch, args.iterations)
+    got = ours16().float().cpu().numpy()
+    versus_onnx = f", {bf16_s / onnx_s:.2f}x onnxruntime's" if onnx_s else ""
+    print(f"{'':>5}  {bf16_s:>18.4f}  bf16 ({'native' if native_bfloat16(args.device) else 'EMULATED'}): "
+          f"{bf16_s / ours_s:.2f}x float32's time{versus_onnx}; max difference "
+          f"{np.abs(got - direct).max() / np.abs(direct).max():.1e} of the output's magnitude from float32's "
+          f"all-NCHW direct output, {np.abs(got - opencv_output).max() / np.abs(opencv_output).max():.1e} "
+          f"from OpenCV's")
 
 
 if __name__ == "__main__":

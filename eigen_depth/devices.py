@@ -53,3 +53,15 @@ def exact_float32(device):
 def default_batch_size(device):
     """Images per forward when --batch-size is not given: 32 on CUDA, 8 on the CPU."""
     return 32 if getattr(device, "type", str(device)) == "cuda" else 8
+
+
+def native_bfloat16(device):
+    """Whether `device` computes bfloat16 in hardware: a CUDA GPU that supports it, or a CPU with AVX-512 BF16
+    or AMX (oneDNN's own test). Elsewhere torch emulates it, more slowly than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -128,7 +128,7 @@ class DepthPredictor:
     """
 
     def __init__(self, prototxt, weights, device="auto", log=False, output_blob=None, channel_order=None,
-                 fuse=True, layout="auto", winograd=True):
+                 fuse=True, layout="auto", winograd=True, bf16=False):
         from .devices import resolve_device
         from .inference import Snapshot, load_model
         for path, what in ((prototxt, "deploy prototxt (--model)"), (weights, "caffemodel (--weights)")):
@@ -137,7 +137,7 @@ class DepthPredictor:
         self.device = resolve_device(device) if isinstance(device, str) else device
         name = os.path.splitext(os.path.basename(weights))[0]
         self.model = load_model(Snapshot(name, os.fspath(weights), os.fspath(prototxt)), self.device,
-                                output_blob, "depth", fuse=fuse, layout=layout, winograd=winograd)
+                                output_blob, "depth", fuse=fuse, layout=layout, winograd=winograd, bf16=bf16)
         self.log = log
         # the net's convention (eigen_depth.conventions), with what the caller replaces
         self.convention = self.model.convention.overridden(channel_order=channel_order)
@@ -208,6 +208,7 @@ class Options:
     fuse: bool = True
     layout: str = "auto"
     winograd: bool = True             # whether layout "auto" may choose Winograd's algorithm
+    bf16: bool = False                # the net computes in bfloat16
     output_blob: str = None
     channel_order: str = None         # None: the net's convention's (eigen_depth.conventions), and so below
     input_mean: tuple = None
@@ -304,7 +305,8 @@ def run(options):
     inputs = find_inputs(options.inputs)
     plan = plan_outputs(options, inputs)
     predictor = DepthPredictor(options.model, options.weights, options.device, options.log, options.output_blob,
-                               fuse=options.fuse, layout=options.layout, winograd=options.winograd)
+                               fuse=options.fuse, layout=options.layout, winograd=options.winograd,
+                               bf16=options.bf16)
     predictor.convention = predictor.convention.with_options(options)
     batch_size = options.batch_size or default_batch_size(predictor.device)
     if batch_size < 1:

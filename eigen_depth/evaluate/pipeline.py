@@ -41,6 +41,7 @@ class Options:
     fuse: bool = True           # BatchNorm / Scale / ReLU chains as one operation (eigen_depth.fusion)
     layout: str = "auto"        # the convolutions' memory layout on the CPU (eigen_depth.layout)
     winograd: bool = True       # whether "auto" may choose Winograd's algorithm (eigen_depth.winograd)
+    bf16: bool = False          # the net computes in bfloat16 (eigen_depth.inference.load_model)
     output_blob: str = None
     channel_order: str = None   # None: the net's convention's (eigen_depth.conventions), and so below
     input_mean: tuple = None
@@ -221,7 +222,7 @@ def run(options):
     if batch_size < 1:
         raise DatasetError(f"--batch-size must be at least 1, not {batch_size}")
     loader = options.loader or ModelLoader(fuse=options.fuse, layout=options.layout,
-                                           winograd=options.winograd)
+                                           winograd=options.winograd, bf16=options.bf16)
     workers = options.workers or max(2, min(8, os.cpu_count() or 2))
 
     out_dir = options.out_dir

@@ -13,6 +13,12 @@ from .base import Layer, register
 FLT_MAX = 3.4028234663852886e38  # Caffe's MAX pooling starts every window at -FLT_MAX
 
 
+def _pool_floor(dtype):
+    """What MAX pooling pads with: -FLT_MAX as Caffe, or the lowest finite value of a narrower type (bfloat16,
+    half), in which -FLT_MAX does not fit."""
+    return -FLT_MAX if dtype in (torch.float32, torch.float64) else float(torch.finfo(dtype).min)
+
+
 def _pair(layer, what, values, h_w, has_h_w, default):
     """One of Caffe's spatial settings as (h, w): the repeated field (0, 1 or 2 values) or the _h/_w pair."""
     if has_h_w:
@@ -173,7 +179,7 @@ def _separable_max(x, kernel, stride, geometry):
     the columns, after padding with -FLT_MAX to exactly the windows Caffe pools. The same values as
     F.max_pool2d, whose NCHW kernel on the CPU is several times slower."""
     if any(geometry.padding):
-        x = F.pad(x, geometry.padding, value=-FLT_MAX)
+        x = F.pad(x, geometry.padding, value=_pool_floor(x.dtype))
     result = x
     for axis in (3, 2):
         k, s, count = kernel[axis - 2], stride[axis - 2], geometry.out[axis - 2]
@@ -318,7 +324,7 @@ class Pooling(Layer):
                 return (F.max_pool2d(x, kernel, self.stride, self.pad),)
             if geometry.torch_ceil and not want_mask and not torch.jit.is_tracing():  # ONNX sizes ceil mode its own way
                 return (F.max_pool2d(x, kernel, self.stride, self.pad, ceil_mode=True),)
-            padded = F.pad(x, geometry.padding, value=-FLT_MAX)
+            padded = F.pad(x, geometry.padding, value=_pool_floor(x.dtype))
             if not want_mask:
                 return (F.max_pool2d(padded, kernel, self.stride),)
             top, index = F.max_pool2d(padded, kernel, self.stride, return_indices=True)
